@@ -20,12 +20,15 @@ class Profile:
     1-based position in the audience, used in error messages. ``actions`` holds, per
     earlier action name, the fields of that action's outcome (status, status code and
     kept response fields) when the audience is the outcomes of an earlier run.
+    ``error`` says why the record cannot be used (no id, a line that is not valid
+    JSON); the audience readers set it on every profile whose ``id`` is None.
     """
 
     id: str | None
     attributes: Mapping[str, Any]
     row: int
     actions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    error: str | None = None
 
 
 class OutcomeStatus(str, enum.Enum):
