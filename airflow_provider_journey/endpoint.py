@@ -79,7 +79,7 @@ class EndpointSettings:
     ) -> EndpointSettings:
         """Build settings from a connection's fields; raise EndpointConfigError listing every problem."""
         problems: list[str] = []
-        extra = dict(extra or {})
+        extra = normalize_extra(extra or {})
 
         for key in sorted(set(extra) - set(KNOWN_EXTRAS)):
             problems.append(
@@ -127,6 +127,25 @@ class EndpointSettings:
             verify_ssl=verify_ssl,
             allow_redirects=allow_redirects,
         )
+
+
+CONN_TYPE = "custom_action"
+_FORM_PREFIX = f"extra__{CONN_TYPE}__"
+
+
+def normalize_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the extras without the UI form's ``extra__custom_action__`` prefix and empty values.
+
+    The connection form saves a field the user left blank as an empty string or null;
+    both mean "use the default".
+    """
+    normalized: dict[str, Any] = {}
+    for key, value in extra.items():
+        name = key.removeprefix(_FORM_PREFIX)
+        if value is None or value == "":
+            continue
+        normalized[name] = value
+    return normalized
 
 
 def _base_url(host: str | None, schema: str | None, port: int | None, problems: list[str]) -> str:
