@@ -36,3 +36,14 @@ def airflow_db(airflow_home: Path) -> Iterator[Path]:
         env=os.environ.copy(),
     )
     yield airflow_home
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, read, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
