@@ -140,8 +140,8 @@ class ActionDefinition:
     query: Mapping[str, str] = field(default_factory=dict)
     parameters: Mapping[str, ParameterSpec] = field(default_factory=dict)
     payload: Any = None
-    response_keep: tuple[str, ...] = ()
-    error_response_keep: tuple[str, ...] = ()
+    response_fields: tuple[str, ...] = ()
+    error_response_fields: tuple[str, ...] = ()
     timeout_seconds: float | None = None
     max_retries: int | None = None
     drop_nulls_in_lists: bool = False
@@ -216,8 +216,8 @@ def parse_action(document: Mapping[str, Any], *, source: str) -> ActionDefinitio
         query=query,
         parameters=parameters,
         payload=payload,
-        response_keep=_keep(document, "response", problems),
-        error_response_keep=_keep(document, "error_response", problems),
+        response_fields=_keep(document, "response", problems),
+        error_response_fields=_keep(document, "error_response", problems),
         timeout_seconds=_timeout(document, problems),
         max_retries=_bounded_int(document, "max_retries", 0, MAX_RETRIES, problems),
         drop_nulls_in_lists=_boolean(document, "drop_nulls_in_lists", problems),
