@@ -1,0 +1,135 @@
+"""Capping: at most N calls per sliding window of a period, per endpoint connection.
+
+Every HTTP attempt, retries included, takes one slot. In ``throttle`` mode a call
+waits for a slot; in ``reject`` mode it is refused at once and ends as ``capped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from array import array
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from airflow_provider_journey.endpoint import CAPPING_MODES, EndpointSettings
+
+
+class Limiter(Protocol):
+    """A capping store. A shared store (Redis, for example) implements this one method."""
+
+    async def acquire(self) -> bool:
+        """Take one call slot; return False only when the slot is rejected (reject mode)."""
+        ...
+
+
+class InMemorySlidingWindowLimiter:
+    """Exact sliding-window log of the last ``calls`` grants, kept in one process.
+
+    A grant at time ``t`` is allowed only when the grant ``calls`` places back happened
+    at ``t - period`` or earlier, so no half-open window of ``period`` seconds ever
+    holds more than ``calls`` grants. The log is a ring buffer of ``calls`` floats, so
+    each grant costs O(1) time and the memory is 8 bytes per slot.
+
+    Waiters are served first in, first out. Only the first waiter sleeps, and only
+    until the oldest grant leaves the window, then it hands over to the next waiter.
+
+    NOTE: the limiter is meant for one event loop at a time. Two threads running
+    separate event loops against the same instance are not supported.
+    """
+
+    def __init__(
+        self,
+        calls: int,
+        period: float,
+        mode: str = "throttle",
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if calls < 1:
+            raise ValueError(f"calls must be 1 or more, got {calls!r}")
+        if not period > 0:
+            raise ValueError(f"period must be a number of seconds above 0, got {period!r}")
+        if mode not in CAPPING_MODES:
+            raise ValueError(f"mode must be one of {', '.join(CAPPING_MODES)}, got {mode!r}")
+
+        self.calls = calls
+        self.period = float(period)
+        self.mode = mode
+        self._clock = clock
+        self._sleep = sleep
+        self._grants = array("d", [float("-inf")]) * calls
+        self._oldest = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> bool:
+        """Take one call slot, waiting for it in throttle mode."""
+        if not self._waiters and self._try_grant():
+            return True
+        if self.mode == "reject":
+            return False
+
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            if self._waiters[0] is not turn:
+                await turn
+            while not self._try_grant():
+                await self._sleep(self._seconds_until_free())
+        finally:
+            self._leave_queue(turn)
+        return True
+
+    def _try_grant(self) -> bool:
+        now = self._clock()
+        if now - self._grants[self._oldest] < self.period:
+            return False
+        self._grants[self._oldest] = now
+        self._oldest = (self._oldest + 1) % self.calls
+        return True
+
+    def _seconds_until_free(self) -> float:
+        return max(self._grants[self._oldest] + self.period - self._clock(), 0.0)
+
+    def _leave_queue(self, turn: asyncio.Future[None]) -> None:
+        """Remove a waiter (granted or cancelled) and wake the next one if this one led."""
+        was_first = bool(self._waiters) and self._waiters[0] is turn
+        if was_first:
+            self._waiters.popleft()
+        else:
+            # A waiter cancelled while it waited for its turn.
+            self._waiters.remove(turn)
+
+        if was_first and self._waiters:
+            following = self._waiters[0]
+            if not following.done():
+                following.set_result(None)
+
+
+_registry: dict[tuple[str, int, float, str], InMemorySlidingWindowLimiter] = {}
+_registry_lock = threading.Lock()
+
+
+def limiter_for(settings: EndpointSettings) -> Limiter:
+    """Return this process's limiter for an endpoint connection, creating it on first use.
+
+    Every action and task in the process that uses the same connection id and capping
+    settings shares one limiter, so the cap holds for all of them together.
+    """
+    key = (
+        settings.conn_id,
+        settings.calls_per_period,
+        settings.period_seconds,
+        settings.capping_mode,
+    )
+    with _registry_lock:
+        limiter = _registry.get(key)
+        if limiter is None:
+            limiter = InMemorySlidingWindowLimiter(
+                settings.calls_per_period, settings.period_seconds, settings.capping_mode
+            )
+            _registry[key] = limiter
+        return limiter
