@@ -1,0 +1,79 @@
+"""Fixtures for the audience tests: an Airflow home and a SQLite connection."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Airflow reads AIRFLOW_HOME when it is first imported; keep it out of the user's home.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="journey-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+
+class SqliteTestHook(DbApiHook):
+    """A minimal DbApiHook over the standard library's sqlite3, connection host = db file.
+
+    apache-airflow-providers-sqlite is not installed in this environment; the tests
+    register this hook for the ``sqlite`` connection type only when no hook is there.
+    """
+
+    conn_name_attr = "sqlite_conn_id"
+    default_conn_name = "sqlite_default"
+    conn_type = "sqlite"
+    hook_name = "SQLite (tests)"
+
+    def get_conn(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.connection.host)
+
+
+@pytest.fixture
+def sqlite_hook_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``Connection.get_hook()`` find a hook for the ``sqlite`` connection type."""
+    from airflow.sdk.providers_manager_runtime import HookInfo, ProvidersManagerTaskRuntime
+
+    hooks = ProvidersManagerTaskRuntime().hooks
+    if hooks.get("sqlite") is not None:
+        return
+    monkeypatch.setitem(
+        hooks,
+        "sqlite",
+        HookInfo(
+            hook_class_name=f"{SqliteTestHook.__module__}.{SqliteTestHook.__qualname__}",
+            connection_id_attribute_name="sqlite_conn_id",
+            package_name="tests",
+            hook_name=SqliteTestHook.hook_name,
+            connection_type="sqlite",
+            connection_testable=False,
+        ),
+    )
+
+
+@pytest.fixture
+def sqlite_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_hook_registered: None
+) -> Iterator[Path]:
+    """Create a SQLite file with 25 customers (one without id) as connection ``audience_db``."""
+    db_path = tmp_path / "audience.db"
+    with sqlite3.connect(db_path) as connection:
+        connection.execute(
+            "CREATE TABLE customers (profile_id TEXT, email TEXT, zip TEXT, score REAL)"
+        )
+        rows = [
+            (f"p{number:03d}", f"user{number}@example.com", "00501", number / 2)
+            for number in range(1, 25)
+        ]
+        rows.insert(9, (None, "noid@example.com", "10001", 0.0))
+        connection.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", rows)
+    connection.close()
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AUDIENCE_DB", f'{{"conn_type": "sqlite", "host": "{db_path}"}}'
+    )
+    yield db_path
