@@ -36,17 +36,17 @@ def create_app(state: ReceiverState) -> web.Application:
 async def _service(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     raw_body = await request.read()
-    answer = state.process(
+    response = state.process(
         request.method, request.path, request.query.items(), request.headers, raw_body
     )
 
-    if answer.delay_seconds > 0:
-        await asyncio.sleep(answer.delay_seconds)
+    if response.delay_seconds > 0:
+        await asyncio.sleep(response.delay_seconds)
 
-    if answer.status in BODYLESS_STATUSES:
-        return web.Response(status=answer.status, headers=answer.headers)
+    if response.status in BODYLESS_STATUSES:
+        return web.Response(status=response.status, headers=response.headers)
     return web.json_response(
-        answer.body, status=answer.status, headers=answer.headers, dumps=_dumps
+        response.body, status=response.status, headers=response.headers, dumps=_dumps
     )
 
 

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="journey-receiver",
         description=(
             "Run a local stand-in for push, email and other JSON services on 127.0.0.1, "
-            "so journeys can be tried offline. It checks request shapes, answers with "
+            "so journeys can be tried offline. It checks request shapes, responds with "
             "configurable errors and delays, and records every request."
         ),
         epilog=(
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--delay-ms",
         metavar="MS",
-        help="delay before each answer in milliseconds, fixed (20) or a range (10-50) "
+        help="delay before each response in milliseconds, fixed (20) or a range (10-50) "
         "(default: no delay)",
     )
     parser.add_argument(
@@ -65,14 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="RULE",
-        help="answer rule, repeatable, tried in order: [PATH:]STATUS[:RATE][:NAME=VALUE...] "
+        help="response rule, repeatable, tried in order: [PATH:]STATUS[:RATE][:NAME=VALUE...] "
         "such as /push:503:0.1 or 500:every=10 or *:429:rate=0.05:retry_after=2, "
         'or a JSON object such as \'{"status": 503, "first": 2}\'',
     )
     parser.add_argument(
         "--seed",
         type=int,
-        help="seed of the random rates and delays; the same seed gives the same answers "
+        help="seed of the random rates and delays; the same seed gives the same responses "
         "(default: a random seed, logged at start)",
     )
     parser.add_argument(

@@ -1,9 +1,9 @@
-"""Answer rules and delays of the receiver: which requests get an error status, and when.
+"""Response rules and delays of the receiver: which requests get an error status, and when.
 
-Rules are tried in order and the first rule whose conditions all hold sets the answer.
+Rules are tried in order and the first rule whose conditions all hold sets the response.
 Random choices (``rate`` and delay ranges) are drawn from a hash of the seed, the rule,
 the ``Idempotency-Key`` and the attempt number for that key, so the same requests get
-the same answers in every run with the same seed, whatever order concurrent requests
+the same responses in every run with the same seed, whatever order concurrent requests
 arrive in. Requests without an ``Idempotency-Key`` use their arrival number instead.
 """
 
@@ -42,8 +42,8 @@ class RuleError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class AnswerRule:
-    """A condition under which the receiver answers with ``status`` instead of success.
+class ResponseRule:
+    """A condition under which the receiver responds with ``status`` instead of success.
 
     ``path`` is a shell-style pattern (``/push``, ``/v1/*``) and ``method`` an HTTP
     method; None matches any. ``rate`` is the probability (0 to 1) that a matching
@@ -111,7 +111,7 @@ def _field_matches(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
-def rule_from_dict(data: Mapping[str, Any], position: int = 0) -> AnswerRule:
+def rule_from_dict(data: Mapping[str, Any], position: int = 0) -> ResponseRule:
     """Build a rule from its JSON form, raising RuleError that names the invalid field."""
     prefix = f"rules[{position}]"
     if not isinstance(data, Mapping):
@@ -131,7 +131,7 @@ def rule_from_dict(data: Mapping[str, Any], position: int = 0) -> AnswerRule:
             f"{prefix}.status",
         )
 
-    return AnswerRule(
+    return ResponseRule(
         status=status,
         path=_optional_str(data, "path", prefix),
         method=_optional_method(data, prefix),
@@ -215,7 +215,7 @@ def _retry_after_format(data: Mapping[str, Any], prefix: str) -> str:
     return str(value)
 
 
-def parse_rule(text: str) -> AnswerRule:
+def parse_rule(text: str) -> ResponseRule:
     """Parse a rule given on the command line.
 
     The text is either a JSON object (``{"status": 503, "first": 2}``) or the short form

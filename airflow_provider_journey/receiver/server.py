@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from airflow_provider_journey.receiver.app import create_app
-from airflow_provider_journey.receiver.rules import AnswerRule, parse_delay, rule_from_dict
+from airflow_provider_journey.receiver.rules import ResponseRule, parse_delay, rule_from_dict
 from airflow_provider_journey.receiver.shapes import DEFAULT_SERVICES, parse_services
 from airflow_provider_journey.receiver.state import (
     DEFAULT_MAX_RECORDS,
@@ -40,14 +40,14 @@ def check_host(host: str) -> None:
 def build_config(
     *,
     delay_ms: Any = None,
-    rules: Iterable[AnswerRule | Mapping[str, Any]] = (),
+    rules: Iterable[ResponseRule | Mapping[str, Any]] = (),
     seed: int | None = None,
     services: Mapping[str, str] | None = None,
     require_idempotency_key: bool = True,
 ) -> ReceiverConfig:
-    """Build a validated configuration; rules may be ``AnswerRule`` objects or JSON dicts."""
+    """Build a validated configuration; rules may be ``ResponseRule`` objects or JSON dicts."""
     parsed_rules = tuple(
-        rule if isinstance(rule, AnswerRule) else rule_from_dict(rule, position)
+        rule if isinstance(rule, ResponseRule) else rule_from_dict(rule, position)
         for position, rule in enumerate(rules)
     )
     return ReceiverConfig(
@@ -96,7 +96,7 @@ class Receiver:
         port: int = 0,
         record_path: str | Path | None = None,
         delay_ms: Any = None,
-        rules: Iterable[AnswerRule | Mapping[str, Any]] = (),
+        rules: Iterable[ResponseRule | Mapping[str, Any]] = (),
         seed: int | None = None,
         services: Mapping[str, str] | None = None,
         require_idempotency_key: bool = True,
@@ -205,11 +205,11 @@ class Receiver:
         """Change ``delay_ms``, ``rules``, ``seed``, ``services`` or ``require_idempotency_key``.
 
         Takes the same values as ``POST /_receiver/config``; rules may also be
-        ``AnswerRule`` objects. Raises RuleError naming an invalid field.
+        ``ResponseRule`` objects. Raises RuleError naming an invalid field.
         """
         if "rules" in changes:
             changes["rules"] = [
-                rule.to_dict() if isinstance(rule, AnswerRule) else rule
+                rule.to_dict() if isinstance(rule, ResponseRule) else rule
                 for rule in changes["rules"]
             ]
         if isinstance(changes.get("delay_ms"), tuple):

@@ -121,7 +121,7 @@ SERVICE_METHODS: Mapping[str, frozenset[str]] = {
 }
 
 
-def success_answer(kind: str, request_id: str) -> tuple[int, dict[str, Any]]:
+def success_response(kind: str, request_id: str) -> tuple[int, dict[str, Any]]:
     """Return the status and JSON body that a service of ``kind`` sends on success."""
     if kind == "push":
         return 202, {"message_id": request_id, "status": "queued"}

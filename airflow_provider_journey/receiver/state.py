@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from airflow_provider_journey.receiver.rules import (
-    AnswerRule,
+    ResponseRule,
     RuleError,
     draw,
     parse_delay,
@@ -35,7 +35,7 @@ from airflow_provider_journey.receiver.shapes import (
     ShapeError,
     parse_body,
     parse_services,
-    success_answer,
+    success_response,
 )
 
 log = logging.getLogger("airflow_provider_journey.receiver")
@@ -60,10 +60,10 @@ REQUEST_ID_NAMESPACE = uuid.UUID("7d1b2c8e-3f4a-4b5c-9d6e-0f1a2b3c4d5e")
 
 @dataclass(frozen=True, slots=True)
 class ReceiverConfig:
-    """Run-time behaviour: delay range in milliseconds, answer rules, seed and services."""
+    """Run-time behaviour: delay range in milliseconds, response rules, seed and services."""
 
     delay_ms: tuple[float, float] = (0.0, 0.0)
-    rules: tuple[AnswerRule, ...] = ()
+    rules: tuple[ResponseRule, ...] = ()
     seed: int = 0
     services: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SERVICES))
     require_idempotency_key: bool = True
@@ -80,8 +80,8 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """What to send for one request: status, JSON body, extra headers, delay in seconds."""
+class PlannedResponse:
+    """The response chosen for one request: status, JSON body, extra headers, delay in seconds."""
 
     status: int
     body: Any
@@ -226,8 +226,8 @@ class ReceiverState:
         query: Iterable[tuple[str, str]],
         headers: Mapping[str, str],
         raw_body: bytes,
-    ) -> Answer:
-        """Check one request, pick its answer, record it and return the answer.
+    ) -> PlannedResponse:
+        """Check one request, pick its response, record it and return the response.
 
         ``headers`` must look names up case-insensitively, as aiohttp's headers do.
         """
@@ -248,17 +248,17 @@ class ReceiverState:
 
         rule_index: int | None = None
         if problem is not None:
-            answer = _rejection_answer(problem, kind)
+            response = _rejection_response(problem, kind)
         else:
             rule_index = self._choose_rule(config, method, path, parsed_body, identity, attempt)
             if rule_index is None:
-                status, body = success_answer(kind, _request_id(path, key))
-                answer = Answer(status, body, {}, 0.0)
+                status, body = success_response(kind, _request_id(path, key))
+                response = PlannedResponse(status, body, {}, 0.0)
             else:
-                answer = _rule_answer(config.rules[rule_index])
+                response = _rule_response(config.rules[rule_index])
 
         delay_seconds = _pick_delay(config, identity, attempt)
-        answer = replace(answer, delay_seconds=delay_seconds)
+        response = replace(response, delay_seconds=delay_seconds)
 
         record = {
             "received_at": received_at,
@@ -275,7 +275,7 @@ class ReceiverState:
             "body_bytes": len(raw_body),
             "service": kind,
             "attempt": attempt,
-            "status": answer.status,
+            "status": response.status,
             "valid": problem is None,
             "error": problem.message if problem is not None else None,
             "field": problem.field if problem is not None else None,
@@ -283,7 +283,7 @@ class ReceiverState:
             "delay_ms": round(delay_seconds * 1000, 3),
         }
         self._store(record, problem)
-        return answer
+        return response
 
     def _choose_rule(
         self,
@@ -366,14 +366,16 @@ def _check_request(
     return parsed.value, SHAPE_CHECKS[kind](parsed.value)
 
 
-def _rejection_answer(problem: ShapeError, kind: str) -> Answer:
+def _rejection_response(problem: ShapeError, kind: str) -> PlannedResponse:
     headers: dict[str, str] = {}
     if problem.status == 405:
         headers["Allow"] = ", ".join(sorted(SERVICE_METHODS.get(kind, ())))
-    return Answer(problem.status, {"error": problem.message, "field": problem.field}, headers, 0.0)
+    return PlannedResponse(
+        problem.status, {"error": problem.message, "field": problem.field}, headers, 0.0
+    )
 
 
-def _rule_answer(rule: AnswerRule) -> Answer:
+def _rule_response(rule: ResponseRule) -> PlannedResponse:
     headers: dict[str, str] = {}
     retry_after = rule.retry_after_header()
     if retry_after is not None:
@@ -381,7 +383,7 @@ def _rule_answer(rule: AnswerRule) -> Answer:
     body = rule.body
     if body is None:
         body = {"error": _reason_phrase(rule.status), "status": rule.status}
-    return Answer(rule.status, body, headers, 0.0)
+    return PlannedResponse(rule.status, body, headers, 0.0)
 
 
 def _reason_phrase(status: int) -> str:
@@ -409,8 +411,8 @@ def _pick_delay(config: ReceiverConfig, identity: str, attempt: int) -> float:
 def _redact_query(query: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for name, value in query:
-        shown = REDACTED if name.lower() in CREDENTIAL_QUERY_NAMES else value
-        result.setdefault(name, []).append(shown)
+        recorded_value = REDACTED if name.lower() in CREDENTIAL_QUERY_NAMES else value
+        result.setdefault(name, []).append(recorded_value)
     return result
 
 
@@ -428,7 +430,7 @@ def _log_rejection(record: Mapping[str, Any], rejected: int) -> None:
         log.warning("Rejected %d requests so far; see /_receiver/requests for each.", rejected)
 
 
-def _parse_rules(value: Any) -> tuple[AnswerRule, ...]:
+def _parse_rules(value: Any) -> tuple[ResponseRule, ...]:
     if not isinstance(value, list):
         raise RuleError("Invalid rules: give a JSON array of rule objects.", "rules")
     return tuple(rule_from_dict(item, position) for position, item in enumerate(value))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_journey.receiver import AnswerRule, Receiver, RuleError, main, parse_rule
+from airflow_provider_journey.receiver import Receiver, ResponseRule, RuleError, main, parse_rule
 
 GOOD_PUSH = {"token": "device-token-1", "message": {"title": "Hi", "body": "Your order shipped"}}
 GOOD_EMAIL = {"to": "zoe@example.nl", "subject": "Welcome", "template": "welcome-v2"}
@@ -35,7 +35,9 @@ def send(
     if key is not None:
         all_headers["Idempotency-Key"] = key
     all_headers.update(headers or {})
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    data = raw
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -333,9 +335,9 @@ def test_max_records_keeps_newest() -> None:
     with Receiver(max_records=2) as running:
         for index in range(3):
             send(running.url + "/push", GOOD_PUSH, key=f"k{index}")
-        kept = [record["headers"]["Idempotency-Key"] for record in running.requests()]
+        kept_keys = [record["headers"]["Idempotency-Key"] for record in running.requests()]
         total = running.stats()["total"]
-    assert kept == ["k1", "k2"]
+    assert kept_keys == ["k1", "k2"]
     assert total == 3
 
 
@@ -370,7 +372,7 @@ def test_rate_rule_other_path_untouched() -> None:
     assert status == 202
 
 
-def test_rule_answer_body(receiver: Receiver) -> None:
+def test_rule_response_body(receiver: Receiver) -> None:
     receiver.configure(rules=[{"status": 503}])
 
     status, _, body = send(receiver.url + "/push", GOOD_PUSH)
@@ -449,7 +451,7 @@ def test_fixed_delay() -> None:
         send(running.url + "/push", GOOD_PUSH)
         elapsed = time.monotonic() - started
         record = running.requests()[0]
-    # A lower bound only: the answer must not come before the delay has passed.
+    # A lower bound only: the response must not come before the delay has passed.
     assert elapsed >= 0.15
     assert record["delay_ms"] == 150
 
@@ -502,7 +504,7 @@ def test_runtime_config_invalid(receiver: Receiver, change: dict[str, Any], fiel
 
 
 def test_configure_method(receiver: Receiver) -> None:
-    receiver.configure(rules=[AnswerRule(status=500, path="/email")])
+    receiver.configure(rules=[ResponseRule(status=500, path="/email")])
 
     push, _, _ = send(receiver.url + "/push", GOOD_PUSH)
     email_status, _, _ = send(receiver.url + "/email", GOOD_EMAIL)
@@ -519,20 +521,20 @@ def test_configure_invalid_rule(receiver: Receiver) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("/push:503:0.1", AnswerRule(status=503, path="/push", rate=0.1)),
-        ("500:every=10", AnswerRule(status=500, every=10)),
-        ("*:429:rate=0.05:retry_after=2", AnswerRule(status=429, rate=0.05, retry_after="2")),
+        ("/push:503:0.1", ResponseRule(status=503, path="/push", rate=0.1)),
+        ("500:every=10", ResponseRule(status=500, every=10)),
+        ("*:429:rate=0.05:retry_after=2", ResponseRule(status=429, rate=0.05, retry_after="2")),
         (
             "/email:503:first=2:method=post",
-            AnswerRule(status=503, path="/email", first=2, method="POST"),
+            ResponseRule(status=503, path="/email", first=2, method="POST"),
         ),
         (
             '{"status": 410, "when_body": {"token": "expired-*"}}',
-            AnswerRule(status=410, when_body={"token": "expired-*"}),
+            ResponseRule(status=410, when_body={"token": "expired-*"}),
         ),
     ],
 )
-def test_parse_rule_forms(text: str, expected: AnswerRule) -> None:
+def test_parse_rule_forms(text: str, expected: ResponseRule) -> None:
     assert parse_rule(text) == expected
 
 
