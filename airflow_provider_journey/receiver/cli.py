@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-records",
         type=int,
+        metavar="N",
         default=DEFAULT_MAX_RECORDS,
         help="requests kept in memory for /_receiver/requests; older ones are dropped from "
         f"memory but stay in the record file (default: {DEFAULT_MAX_RECORDS})",
