@@ -14,6 +14,7 @@ from typing import Protocol
 from urllib.parse import quote, quote_plus
 
 import aiohttp
+from yarl import URL
 
 from airflow_provider_journey.endpoint import EndpointSettings
 
@@ -118,7 +119,10 @@ def make_authenticator(settings: EndpointSettings) -> Authenticator:
     if settings.auth_type == "api_key":
         name = settings.api_key_name or ""
         if settings.api_key_in == "query":
-            return StaticQueryAuth(name, secret, secret_forms(secret))
+            # The form yarl writes into the URL, which a server may echo back.
+            query = URL("http://localhost/").with_query([(name, secret)]).raw_query_string
+            in_url = query.partition("=")[2]
+            return StaticQueryAuth(name, secret, secret_forms(secret, in_url))
         return StaticHeaderAuth(name, secret, secret_forms(secret))
 
     if settings.auth_type == "none":
@@ -142,6 +146,7 @@ def secret_forms(*values: str) -> tuple[str, ...]:
             continue
         forms.add(value)
         forms.add(quote(value, safe=""))
+        forms.add(quote(value, safe="/"))
         forms.add(quote_plus(value, safe=""))
         forms.add(json.dumps(value)[1:-1])
     return tuple(sorted(forms, key=len, reverse=True))

@@ -291,7 +291,7 @@ class Sender:
             )
         elif result.end is AttemptEnd.CONNECTION:
             outcome.error = redact(
-                f"{result.message}, after {_attempts(attempts)}; check that the endpoint is up "
+                f"{result.message} after {_attempts(attempts)}; check that the endpoint is up "
                 "and reachable from this worker",
                 self._auth.secrets,
             )
