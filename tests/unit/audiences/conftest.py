@@ -7,6 +7,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,23 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="journey-airflow-h
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+
+class RecordingCursor(sqlite3.Cursor):
+    """A sqlite3 cursor that records the size of each fetchmany batch and forbids fetchall."""
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        rows = super().fetchmany(size)
+        SqliteTestHook.fetch_sizes.append(len(rows))
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        raise AssertionError("the audience must fetch rows in batches, not all at once")
+
+
+class RecordingConnection(sqlite3.Connection):
+    def cursor(self, factory: Any = RecordingCursor) -> Any:
+        return super().cursor(factory)
 
 
 class SqliteTestHook(DbApiHook):
@@ -28,9 +46,10 @@ class SqliteTestHook(DbApiHook):
     default_conn_name = "sqlite_default"
     conn_type = "sqlite"
     hook_name = "SQLite (tests)"
+    fetch_sizes: list[int] = []
 
     def get_conn(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.connection.host)
+        return sqlite3.connect(self.connection.host, factory=RecordingConnection)
 
 
 @pytest.fixture
@@ -76,4 +95,11 @@ def sqlite_db(
     monkeypatch.setenv(
         "AIRFLOW_CONN_AUDIENCE_DB", f'{{"conn_type": "sqlite", "host": "{db_path}"}}'
     )
+    SqliteTestHook.fetch_sizes.clear()
     yield db_path
+
+
+@pytest.fixture
+def fetch_sizes(sqlite_db: Path) -> list[int]:
+    """The size of every fetchmany batch the test SQLite hook's cursors returned."""
+    return SqliteTestHook.fetch_sizes
