@@ -126,20 +126,23 @@ class CompiledValue:
 
     Kinds: ``constant`` (no template syntax, or not a string), ``expression`` (the string is
     exactly one ``{{ expr }}`` and evaluates to its native value) and ``text`` (renders to a
-    string).
+    string). ``name`` is set when the expression is a bare name such as ``{{ token }}``, the
+    most common payload leaf, which is then read from the context without running Jinja.
     """
 
-    __slots__ = ("_constant", "_expression", "_template", "kind")
+    __slots__ = ("_constant", "_expression", "_template", "kind", "name")
 
     def __init__(
         self,
         kind: str,
         *,
         constant: Any = None,
-        expression: Any = None,
+        expression: TemplateExpression | None = None,
         template: jinja2.Template | None = None,
+        name: str | None = None,
     ) -> None:
         self.kind = kind
+        self.name = name
         self._constant = constant
         self._expression = expression
         self._template = template
@@ -148,7 +151,9 @@ class CompiledValue:
         """Evaluate against ``context``; an undefined result raises jinja2.UndefinedError."""
         if self.kind == "constant":
             return self._constant
-        if self.kind == "expression":
+        if self.name is not None and self.name in context:
+            return context[self.name]
+        if self._expression is not None:
             value = self._expression(context)
             if isinstance(value, jinja2.Undefined):
                 str(value)  # StrictUndefined raises UndefinedError with the missing name.
@@ -173,29 +178,29 @@ def compile_value(
 
     template = env.from_string(value)
     if native:
-        expression = _single_expression(value, env)
-        if expression is not None:
-            return CompiledValue("expression", expression=expression)
+        node = _single_expression_node(value, env)
+        match = _EXPRESSION_RE.match(value)
+        if node is not None and match is not None:
+            try:
+                expression = env.compile_expression(match["expression"], undefined_to_none=False)
+            except jinja2.TemplateSyntaxError:
+                # Only a string with a comment after the expression gets here; it renders
+                # as text.
+                return CompiledValue("text", template=template)
+            name = node.name if isinstance(node, nodes.Name) else None
+            return CompiledValue("expression", expression=expression, name=name)
     return CompiledValue("text", template=template)
 
 
-def _single_expression(source: str, env: jinja2.Environment) -> TemplateExpression | None:
-    """Compile ``source`` as an expression when the whole string is one ``{{ expr }}``."""
+def _single_expression_node(source: str, env: jinja2.Environment) -> nodes.Expr | None:
+    """Return the expression node when the whole string is one ``{{ expr }}``."""
     body = env.parse(source).body
-    is_single = (
-        len(body) == 1
-        and isinstance(body[0], nodes.Output)
-        and len(body[0].nodes) == 1
-        and not isinstance(body[0].nodes[0], nodes.TemplateData)
-    )
-    match = _EXPRESSION_RE.match(source)
-    if not is_single or match is None:
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
         return None
-    try:
-        return env.compile_expression(match["expression"], undefined_to_none=False)
-    except jinja2.TemplateSyntaxError:
-        # Only a string with a comment after the expression gets here; it renders as text.
+    node = body[0].nodes[0]
+    if isinstance(node, nodes.TemplateData):
         return None
+    return node
 
 
 def _describe_failure(error: Exception) -> str:

@@ -236,6 +236,15 @@ def test_payload_undefined_attribute_names_field() -> None:
     assert caught.value.field == "payload.user.name"
 
 
+def test_payload_missing_parameter_value_names_field() -> None:
+    action = echo_action()
+
+    with pytest.raises(RenderError) as caught:
+        ActionRenderer(action, key_namespace=NAMESPACE).render("p-1", {})
+
+    assert caught.value.field == "payload.value"
+
+
 def test_payload_with_nan_in_object_is_render_error() -> None:
     action = echo_action("object")
 
