@@ -1,6 +1,6 @@
 """Action definitions: load a custom action from JSON, validate it and describe it as JSON Schema.
 
-An action is a JSON document that says where and how to call one REST endpoint for a
+An action is a JSON document that defines where and how to call one REST endpoint for a
 profile: endpoint connection, method, path, headers, query, payload template, declared
 parameters and the response fields to keep. ``parse_action`` checks the whole document and
 raises ``ActionDefinitionError`` listing every problem, each with its field path, so an
@@ -106,7 +106,7 @@ HEADER_VALUE_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 class ParameterSpec:
     """A declared parameter of an action: its type and how a missing or null value is handled.
 
-    ``has_default`` tells a default of ``None`` (null) from no default at all.
+    ``has_default`` distinguishes a default of ``None`` (null) from no default at all.
     """
 
     name: str

@@ -228,7 +228,7 @@ class ParameterMapping:
     - A value is missing when the parameter is not mapped, or its template reads a profile
       attribute the record does not have. A missing value takes the parameter's default;
       without one, an optional parameter is null (absent) and a required one is an error.
-    - A null value (for example SQL NULL) is kept when the parameter is nullable; otherwise
+    - A null value (for example SQL NULL) is kept when the parameter is nullable. Otherwise
       it takes the default, and without one it is an error.
     """
 
@@ -577,7 +577,7 @@ _PayloadBuilder = Callable[[Mapping[str, Any]], Any]
 
 
 class ActionRenderer:
-    """Renders an action's request for one profile from its parameter values.
+    """Renderer of an action's request for one profile, from its parameter values.
 
     Templates are compiled when the renderer is built. ``render`` is called per profile
     and raises RenderError naming the field (``path``, ``headers.<name>``,
