@@ -10,10 +10,10 @@ Object stores cannot append, so each try writes a file of its own and never rewr
 an earlier try's part. Each line is one ``Outcome.to_record()`` as compact JSON.
 
 Resume: a retried task skips every profile that already has a final outcome in an
-earlier part. Final means any status except ``skipped``, so ``failed``, ``timed_out``,
-``capped`` and ``invalid`` profiles are not sent again by a retry: the retry of a task
-finishes the profiles the earlier try did not reach, and the failed ones go to the error
-path (an ``OutcomesAudience`` over this directory) instead of being re-sent blindly.
+earlier part. Final means any status except ``skipped``, so a retry does not send
+``failed``, ``timed_out``, ``capped`` or ``invalid`` profiles again. The retry finishes
+the profiles the earlier try did not reach. The failed ones go to the error path (an
+``OutcomesAudience`` over this directory) instead of being sent again blindly.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ class OutcomeWriter:
     the machine can still lose the tail of a local file.
 
     NOTE: on object stores (``s3://`` and the like) fsspec uploads a file in blocks of
-    several MiB and completes it on ``close()``, so a killed process loses what it wrote
-    since the last block; resume then re-sends those profiles with the same
+    several MiB and completes it on ``close()``. A killed process loses what it wrote
+    since the last block, and resume sends those profiles again with the same
     idempotency keys.
 
     :param directory: the results directory of the action run; created if missing.
@@ -217,8 +217,8 @@ def final_profile_ids(directory: str | os.PathLike[str] | ObjectStoragePath) -> 
 
 
 def _record_key(record: dict[str, Any]) -> str | tuple[str, Any]:
-    # A record without a profile id is told apart by its audience row, which is the
-    # same in every try when the audience is read the same way.
+    # A record without a profile id is identified by its audience row, which is the
+    # same in every try as long as the audience source does not change.
     profile_id = record.get("profile_id")
     if profile_id is None:
         return ("row", record.get("row"))

@@ -7,8 +7,8 @@ the summaries of mapped shards merge exactly (``merge_summaries``).
 Definitions used in the summary:
 
 - ``sent``: outcomes whose request reached the endpoint or timed out on it
-  (``succeeded``, ``failed``, ``timed_out``); ``throughput`` is ``sent`` per second of
-  the run (None for a run of zero duration).
+  (``succeeded``, ``failed``, ``timed_out``).
+- ``throughput``: ``sent`` per second of the run, None for a run of zero duration.
 - ``attempted``: outcomes that went to the sending stage (``sent`` plus ``capped``).
   ``invalid`` profiles (nothing could be rendered) and ``skipped`` ones (done by an
   earlier try) are left out.
@@ -36,9 +36,9 @@ _ERRORS = (OutcomeStatus.FAILED.value, OutcomeStatus.TIMED_OUT.value, OutcomeSta
 class LatencyHistogram:
     """Latencies counted in log-scale buckets: flat memory, about 2 % relative error.
 
-    Bucket 0 holds latencies under ``MIN_MS``. Bucket ``i`` (1 and up) holds
-    ``[MIN_MS * 2**((i-1)/PER_DOUBLING), MIN_MS * 2**(i/PER_DOUBLING))``; the last bucket
-    also holds everything above its lower bound. Min, max, count and sum are exact.
+    Bucket 0 counts latencies under ``MIN_MS``. Bucket ``i`` (1 and up) counts
+    ``[MIN_MS * 2**((i-1)/PER_DOUBLING), MIN_MS * 2**(i/PER_DOUBLING))``, and the last
+    bucket also counts everything above its lower bound. Min, max, count and sum are exact.
     """
 
     MIN_MS = 0.1

@@ -64,12 +64,12 @@ def check_id_field(columns: Sequence[str], *, id_field: str, where: str) -> None
         )
 
 
-def parse_rendered_value(text: str, *, what: str) -> Any:
+def parse_rendered_value(text: str, *, description: str) -> Any:
     """Parse a value that Airflow rendered to a string, such as an XCom list or dict.
 
     Airflow renders templates to strings unless the DAG sets
-    ``render_template_as_native_obj=True``; a list or dict then arrives as JSON or as
-    its Python ``repr``, and both are accepted here.
+    ``render_template_as_native_obj=True``. A list or dict then arrives as JSON or as
+    its Python ``repr``, and this function accepts both.
     """
     try:
         return json.loads(text)
@@ -79,7 +79,7 @@ def parse_rendered_value(text: str, *, what: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
         raise AudienceError(
-            f"{what} is the string {text[:80]!r}, which is neither JSON nor a Python "
+            f"{description} is the string {text[:80]!r}, which is neither JSON nor a Python "
             f"literal; pass the XCom value itself (for example task.output) or set "
             f"render_template_as_native_obj=True on the DAG"
         ) from error
@@ -89,7 +89,7 @@ class ListAudience(Audience):
     """An audience from records already in memory, for example a list pulled from XCom.
 
     :param records: mappings, one per profile. (templated)
-    :param id_field: the key that holds the profile id.
+    :param id_field: the key that contains the profile id.
     """
 
     template_fields: Sequence[str] = ("records",)
@@ -104,7 +104,7 @@ class ListAudience(Audience):
         """Yield one profile per record; a record that is not a mapping yields an invalid one."""
         records = self.records
         if isinstance(records, str):
-            records = parse_rendered_value(records, what="the list audience's records")
+            records = parse_rendered_value(records, description="the list audience's records")
         if not isinstance(records, Sequence):
             raise AudienceError(
                 f"the list audience's records must be a list of mappings, "

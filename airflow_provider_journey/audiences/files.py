@@ -37,7 +37,7 @@ class FileAudience(Audience):
     :param path: a local path or a URL such as ``s3://bucket/audience.csv``. (templated)
     :param format: ``"csv"`` or ``"jsonl"``; None infers it from the suffix
         (``.csv``, ``.jsonl``, ``.ndjson``).
-    :param id_field: the column or key that holds the profile id.
+    :param id_field: the column or key that contains the profile id.
     :param encoding: the text encoding of the file.
     """
 

@@ -75,7 +75,7 @@ class OutcomesAudience(Audience):
     def _locate_results(self) -> tuple[list[Any], str | None]:
         results: Any = self.results
         if isinstance(results, str) and results.lstrip().startswith("{"):
-            results = parse_rendered_value(results, what="the outcomes audience's results")
+            results = parse_rendered_value(results, description="the outcomes audience's results")
         if not isinstance(results, Mapping):
             return [results], None
 

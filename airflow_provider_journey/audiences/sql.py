@@ -30,7 +30,7 @@ class SqlAudience(Audience):
     :param sql: the query; use ``{{ data_interval_start }}`` and the like for an
         incremental read. (templated)
     :param parameters: query parameters in the driver's paramstyle. (templated)
-    :param id_field: the column that holds the profile id.
+    :param id_field: the column that contains the profile id.
     :param batch_size: rows fetched per ``fetchmany`` call.
     """
 
