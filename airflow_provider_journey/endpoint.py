@@ -77,7 +77,7 @@ class EndpointSettings:
         password: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> EndpointSettings:
-        """Build settings from a connection's fields; raise EndpointConfigError listing every problem."""
+        """Build checked settings; raise EndpointConfigError listing every problem."""
         problems: list[str] = []
         extra = normalize_extra(extra or {})
 
@@ -167,7 +167,9 @@ def _base_url(host: str | None, schema: str | None, port: int | None, problems: 
     return url.rstrip("/")
 
 
-def _positive_number(extra: Mapping[str, Any], key: str, default: float, problems: list[str]) -> float:
+def _positive_number(
+    extra: Mapping[str, Any], key: str, default: float, problems: list[str]
+) -> float:
     value = extra.get(key, default)
     try:
         number = float(value)

@@ -40,38 +40,63 @@ def _connection_form_fields() -> dict[str, Any]:
         "api_key_in": {
             "label": "API key location",
             "description": "api_key: send the key in a header or a query parameter.",
-            "schema": {"type": ["string", "null"], "enum": list(API_KEY_LOCATIONS), "default": "header"},
+            "schema": {
+                "type": ["string", "null"],
+                "enum": list(API_KEY_LOCATIONS),
+                "default": "header",
+            },
         },
         "timeout": {
             "label": "Timeout (seconds)",
             "description": "Per-call timeout in seconds; every call has one.",
-            "schema": {"type": ["number", "null"], "minimum": 1, "default": DEFAULT_TIMEOUT_SECONDS},
+            "schema": {
+                "type": ["number", "null"],
+                "minimum": 1,
+                "default": DEFAULT_TIMEOUT_SECONDS,
+            },
         },
         "calls_per_period": {
             "label": "Capping: calls per period",
             "description": "At most this many calls per sliding window, shared by every action "
             "and task that uses this connection. Retries count.",
-            "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_CALLS_PER_PERIOD},
+            "schema": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "default": DEFAULT_CALLS_PER_PERIOD,
+            },
         },
         "period_seconds": {
             "label": "Capping: period (seconds)",
             "description": "Length of the capping window in seconds.",
-            "schema": {"type": ["number", "null"], "minimum": 0.001, "default": DEFAULT_PERIOD_SECONDS},
+            "schema": {
+                "type": ["number", "null"],
+                "minimum": 0.001,
+                "default": DEFAULT_PERIOD_SECONDS,
+            },
         },
         "capping_mode": {
             "label": "Capping: over the limit",
             "description": "throttle: wait for a free slot. reject: end the call as 'capped' "
             "without sending it.",
-            "schema": {"type": ["string", "null"], "enum": list(CAPPING_MODES), "default": "throttle"},
+            "schema": {
+                "type": ["string", "null"],
+                "enum": list(CAPPING_MODES),
+                "default": "throttle",
+            },
         },
         "max_connections": {
             "label": "Maximum open connections",
             "description": "At most this many connections to the endpoint at once.",
-            "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_MAX_CONNECTIONS},
+            "schema": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "default": DEFAULT_MAX_CONNECTIONS,
+            },
         },
         "headers": {
             "label": "Default headers (JSON)",
-            "description": 'Headers sent with every call, as a JSON object: {"X-Client": "journeys"}.',
+            "description": "Headers sent with every call, as a JSON object, "
+            'such as {"X-Client": "journeys"}.',
             "schema": {"type": ["string", "null"]},
         },
         "verify_ssl": {

@@ -41,7 +41,9 @@ class ProfileRouter:
         compiled = []
         for name, expression in conditions.items():
             try:
-                compiled.append((name, environment.compile_expression(expression, undefined_to_none=False)))
+                compiled.append(
+                    (name, environment.compile_expression(expression, undefined_to_none=False))
+                )
             except TemplateSyntaxError as error:
                 raise ValueError(f"condition of branch {name!r}: {error.message}") from None
 

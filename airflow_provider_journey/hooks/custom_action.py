@@ -42,7 +42,8 @@ class CustomActionHook(BaseHook):
                 conn_id,
                 [
                     "connection not found; add it in the Airflow UI (type 'Custom action "
-                    f"endpoint'), with `airflow connections add`, or as AIRFLOW_CONN_{conn_id.upper()}"
+                    "endpoint'), with `airflow connections add`, or as "
+                    f"AIRFLOW_CONN_{conn_id.upper()}"
                 ],
             ) from None
 
@@ -85,9 +86,14 @@ async def _probe(settings: EndpointSettings) -> int:
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.head(
-        settings.base_url or "/", ssl=None if settings.verify_ssl else False, allow_redirects=True
-    ) as response:
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.head(
+            settings.base_url or "/",
+            ssl=None if settings.verify_ssl else False,
+            allow_redirects=True,
+        ) as response,
+    ):
         return response.status
 
 

@@ -47,7 +47,9 @@ def test_known_timeout_extra_is_a_setting():
 
 def test_every_problem_reported_at_once():
     with pytest.raises(EndpointConfigError) as caught:
-        settings(host=None, extra={"timeout": "soon", "capping_mode": "drop", "calls_per_period": 0})
+        settings(
+            host=None, extra={"timeout": "soon", "capping_mode": "drop", "calls_per_period": 0}
+        )
     assert len(caught.value.problems) == 4
 
 

@@ -93,7 +93,10 @@ def test_password_is_masked_when_read(monkeypatch):
 
     secret = "tok-masked-123456"
     set_connection(
-        monkeypatch, "masked", host="http://127.0.0.1:9", password=secret,
+        monkeypatch,
+        "masked",
+        host="http://127.0.0.1:9",
+        password=secret,
         extra={"auth_type": "bearer"},
     )
     _ = CustomActionHook("masked").settings
