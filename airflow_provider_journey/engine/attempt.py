@@ -14,7 +14,7 @@ from airflow_provider_journey.engine.response import read_limited
 
 
 class AttemptEnd(enum.Enum):
-    """How one attempt ended."""
+    """Kind of ending of one attempt."""
 
     RESPONSE = "response"
     TIMEOUT = "timeout"

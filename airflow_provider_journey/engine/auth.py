@@ -1,6 +1,6 @@
 """Authentication of calls to an endpoint, from the endpoint connection's settings.
 
-An ``Authenticator`` adds its credential to each request and, after a 401, says
+An ``Authenticator`` adds its credential to each request and, after a 401, reports
 whether a refreshed credential makes one repeat worthwhile. The static modes here
 (none, basic, bearer, api_key) never refresh, so a token-endpoint mode can be added
 as another implementation.
@@ -138,7 +138,7 @@ def secret_forms(*values: str) -> tuple[str, ...]:
     """Return each secret with its URL-encoded and JSON-escaped forms, longest first.
 
     A server that echoes a request may return the credential in any of these forms.
-    Longest first, so that replacing a long form is not spoiled by a shorter one first.
+    Longer forms come first, so replacing a shorter form cannot leave part of a longer one.
     """
     forms: set[str] = set()
     for value in values:

@@ -30,7 +30,7 @@ class InMemorySlidingWindowLimiter:
 
     A grant at time ``t`` is allowed only when the grant ``calls`` places back happened
     at ``t - period`` or earlier, so no half-open window of ``period`` seconds ever
-    holds more than ``calls`` grants. The log is a ring buffer of ``calls`` floats, so
+    contains more than ``calls`` grants. The log is a ring buffer of ``calls`` floats, so
     each grant costs O(1) time and the memory is 8 bytes per slot.
 
     Waiters are served first in, first out. Only the first waiter sleeps, and only

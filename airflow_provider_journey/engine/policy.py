@@ -32,7 +32,7 @@ class CallPolicy:
     :param keep_response_fields: dot paths of the fields kept from a 2xx JSON response.
     :param keep_error_fields: dot paths of the fields kept from an error JSON response.
     :param jitter: ``"equal"`` waits between half and all of the backoff delay, so a retry
-        never fires right after the failure; ``"full"`` waits between 0 and the delay.
+        never fires right after the failure. ``"full"`` waits between 0 and the delay.
     """
 
     timeout: float = DEFAULT_TIMEOUT_SECONDS
@@ -87,7 +87,7 @@ def backoff_delay(attempt: int, policy: CallPolicy, rng: random.Random) -> float
 
 
 def parse_retry_after(value: str, now: datetime | None = None) -> float | None:
-    """Return the seconds a ``Retry-After`` value asks to wait, or None when it is invalid.
+    """Return the seconds a ``Retry-After`` value requests to wait, or None when it is invalid.
 
     The value is either a number of seconds or an HTTP date, which is compared with
     ``now`` (the current UTC time by default). A negative number or a past date gives 0.

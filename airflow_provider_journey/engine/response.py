@@ -55,14 +55,14 @@ def keep_fields(document: Any, paths: tuple[FieldPath, ...]) -> dict[str, Any]:
     """Return the declared fields found in ``document``, keyed by their declared path.
 
     A path that is not in the document is left out, so a field that is absent can be
-    told apart from a field whose value is null.
+    distinguished from a field whose value is null.
     """
-    kept: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     for path in paths:
         value = path.lookup(document)
         if value is not _MISSING:
-            kept[path.text] = value
-    return kept
+            found[path.text] = value
+    return found
 
 
 def parse_json(body: bytes) -> tuple[bool, Any]:

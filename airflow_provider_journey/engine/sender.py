@@ -78,7 +78,7 @@ class Sender:
     """Sends prepared requests of one action to one endpoint and returns their outcomes.
 
     Use it as an async context manager: it owns one ``aiohttp.ClientSession`` whose
-    connection pool holds at most ``settings.max_connections`` connections. Each
+    connection pool keeps at most ``settings.max_connections`` connections. Each
     attempt takes a slot from ``limiter`` (by default the process-wide limiter of the
     endpoint connection).
 
@@ -114,6 +114,7 @@ class Sender:
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._connection_error_logged = False
+        self._unexpected_errors = 0
 
         base = URL(settings.base_url)
         self._base_url = settings.base_url.rstrip("/")
@@ -139,10 +140,14 @@ class Sender:
 
     async def send(self, request: PreparedRequest) -> Outcome:
         """Send one request with retries and return its outcome; never raise for its problems."""
+        session = self._open_session()
         started = time.perf_counter()
         self.counters.in_flight += 1
         try:
-            outcome = await self._send(request, self._open_session())
+            outcome = await self._send(request, session)
+        except Exception as error:
+            # One profile's surprise must not end the run for the whole audience.
+            outcome = self._unexpected(request, error)
         finally:
             self.counters.in_flight -= 1
 
@@ -260,9 +265,9 @@ class Sender:
     def _retry_wait(self, result: AttemptResult, retry: int) -> float:
         """Return the seconds to wait before a retry: Retry-After if valid, else backoff."""
         if result.retry_after is not None:
-            asked = parse_retry_after(result.retry_after)
-            if asked is not None:
-                return min(asked, self.policy.max_retry_wait)
+            requested = parse_retry_after(result.retry_after)
+            if requested is not None:
+                return min(requested, self.policy.max_retry_wait)
         return backoff_delay(retry, self.policy, self._rng)
 
     def _log_first_connection_error(self, result: AttemptResult) -> None:
@@ -306,15 +311,15 @@ class Sender:
         code = f"http_{status}"
         if 200 <= status < 300:
             outcome = self._outcome(request, OutcomeStatus.SUCCEEDED, code, attempts)
-            outcome.response, outcome.error = self._kept(result.body, self._response_fields)
+            outcome.response, outcome.error = self._kept_fields(result.body, self._response_fields)
         else:
             outcome = self._outcome(request, OutcomeStatus.FAILED, code, attempts)
-            outcome.response, note = self._kept(result.body, self._error_fields)
+            outcome.response, note = self._kept_fields(result.body, self._error_fields)
             outcome.error = self._http_error(status, result.body, attempts, note)
         outcome.http_status = status
         return outcome
 
-    def _kept(
+    def _kept_fields(
         self, body: bytes | None, paths: tuple[FieldPath, ...]
     ) -> tuple[dict[str, Any] | None, str | None]:
         """Return the kept fields of a body and a note when they could not be kept."""
@@ -362,6 +367,27 @@ class Sender:
             f"endpoint connection {conn_id!r} is at its capping limit (capping mode 'reject'), "
             f"so no retry was sent after {_attempts(attempts)}; the last attempt ended with "
             f"{ending}"
+        )
+        return outcome
+
+    def _unexpected(self, request: PreparedRequest, error: Exception) -> Outcome:
+        """Turn an error that no branch expects into a failed outcome, logging the first one."""
+        self._unexpected_errors += 1
+        # The traceback repeats the error text, which may contain a secret, so it is
+        # logged only at DEBUG; the outcome gets the redacted text.
+        if self._unexpected_errors == 1:
+            log.warning(
+                "Action %r: unexpected %s while sending profile %r; later ones are counted only",
+                self.action_name,
+                type(error).__name__,
+                request.profile_id,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+        detail = redact(str(error), self._auth.secrets)[:500]
+        outcome = self._outcome(request, OutcomeStatus.FAILED, "internalError", 0)
+        outcome.error = (
+            f"unexpected {type(error).__name__} while sending: {detail}; "
+            "this is a bug in the provider, please report it with the task log"
         )
         return outcome
 

@@ -85,7 +85,7 @@ def test_send_all_consumes_items_lazily() -> None:
 
     asyncio.run(run())
 
-    # Each of the 10 workers holds one item; the first to finish may have pulled one more.
+    # Each of the 10 workers has one item; the first to finish may have pulled one more.
     assert pulled_at_first_outcome[0] <= 11
 
 

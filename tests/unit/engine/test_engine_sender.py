@@ -26,7 +26,7 @@ def json_handler(document: Any, status: int = 200) -> Any:
 
 
 def scripted(*responses: web.Response) -> Any:
-    """Answer with each response in turn, repeating the last one."""
+    """Return each response in turn, then repeat the last one."""
     answers = list(responses)
 
     async def handler(request: web.Request) -> web.Response:
@@ -256,7 +256,7 @@ def test_send_retry_after_http_date_is_honoured() -> None:
     async def handler(request: web.Request) -> web.Response:
         if len(answered) == 0:
             answered.append(time.time())
-            # An HTTP date has whole seconds, so this asks for a wait of 2 to 3 seconds.
+            # An HTTP date has whole seconds, so this requests a wait of 2 to 3 seconds.
             retry_at = formatdate(int(time.time()) + 3, usegmt=True)
             return web.Response(status=503, headers={"Retry-After": retry_at})
         return web.Response(status=200)
@@ -578,7 +578,7 @@ def test_send_throttle_cap_holds_at_server() -> None:
 
     times = sorted(seen.at for seen in recorder.requests)
     # The server stamps a request when it arrives, a few milliseconds after the limiter
-    # granted it; the window is narrowed by that delay so the check measures the limiter.
+    # granted it. The window is narrowed by that delay, so the check measures the limiter.
     window = period - 0.05
     busiest = max(sum(1 for t in times if start <= t < start + window) for start in times)
     assert recorder.count == 20
@@ -590,3 +590,86 @@ def test_send_unopened_sender_raises() -> None:
 
     with pytest.raises(RuntimeError, match="not open"):
         asyncio.run(sender.send(prepared()))
+
+
+class BrokenAuthenticator:
+    secrets = ("tok-BROKEN",)
+
+    async def apply(self, method: str, url: str, headers: Any, query: Any) -> None:
+        raise TypeError("cannot use tok-BROKEN here")
+
+    async def on_unauthorized(self) -> bool:
+        return False
+
+
+def test_send_unexpected_error_becomes_failed_outcome() -> None:
+    async def run() -> Outcome:
+        sender = Sender(
+            settings_for("http://127.0.0.1:1"), "notify", FAST, authenticator=BrokenAuthenticator()
+        )
+        async with sender:
+            return await sender.send(prepared())
+
+    outcome = asyncio.run(run())
+
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.status_code == "internalError"
+    assert outcome.error is not None
+    assert "unexpected TypeError" in outcome.error
+    assert "tok-BROKEN" not in outcome.error
+
+
+class RefreshingAuthenticator:
+    """Sends a stale token first and a fresh one after the first 401."""
+
+    secrets: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.token = "stale"
+        self.refreshes = 0
+
+    async def apply(self, method: str, url: str, headers: Any, query: Any) -> None:
+        headers["Authorization"] = f"Bearer {self.token}"
+
+    async def on_unauthorized(self) -> bool:
+        self.refreshes += 1
+        self.token = "fresh"
+        return True
+
+
+def test_send_unauthorized_refresh_repeats_once() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.headers["Authorization"] == "Bearer fresh":
+            return web.Response(status=200)
+        return web.Response(status=401)
+
+    authenticator = RefreshingAuthenticator()
+
+    async def run() -> tuple[Outcome, Recorder]:
+        async with serve(handler) as (url, recorder):
+            sender = Sender(settings_for(url), "notify", FAST, authenticator=authenticator)
+            async with sender:
+                return await sender.send(prepared()), recorder
+
+    outcome, recorder = asyncio.run(run())
+
+    assert outcome.status is OutcomeStatus.SUCCEEDED
+    assert outcome.attempts == 2
+    assert recorder.count == 2
+    assert authenticator.refreshes == 1
+
+
+def test_send_unauthorized_after_refresh_is_final() -> None:
+    authenticator = RefreshingAuthenticator()
+
+    async def run() -> tuple[Outcome, Recorder]:
+        async with serve(json_handler({}, status=401)) as (url, recorder):
+            sender = Sender(settings_for(url), "notify", FAST, authenticator=authenticator)
+            async with sender:
+                return await sender.send(prepared()), recorder
+
+    outcome, recorder = asyncio.run(run())
+
+    assert outcome.status_code == "http_401"
+    assert recorder.count == 2
+    assert authenticator.refreshes == 1
