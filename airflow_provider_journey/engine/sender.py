@@ -25,14 +25,8 @@ from airflow_provider_journey.endpoint import EndpointSettings
 from airflow_provider_journey.engine.attempt import AttemptEnd, AttemptResult, run_attempt
 from airflow_provider_journey.engine.auth import Authenticator, make_authenticator, redact
 from airflow_provider_journey.engine.capping import Limiter, limiter_for
+from airflow_provider_journey.engine.outcome_builder import OutcomeBuilder
 from airflow_provider_journey.engine.policy import CallPolicy, backoff_delay, parse_retry_after
-from airflow_provider_journey.engine.response import (
-    FieldPath,
-    compile_paths,
-    error_body_excerpt,
-    keep_fields,
-    parse_json,
-)
 from airflow_provider_journey.types import Outcome, OutcomeStatus, PreparedRequest
 
 log = logging.getLogger(__name__)
@@ -109,8 +103,6 @@ class Sender:
         self._limiter = limiter if limiter is not None else limiter_for(settings)
         self._auth = authenticator if authenticator is not None else make_authenticator(settings)
         self._timeout = aiohttp.ClientTimeout(total=policy.timeout)
-        self._response_fields = compile_paths(policy.keep_response_fields)
-        self._error_fields = compile_paths(policy.keep_error_fields)
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._connection_error_logged = False
@@ -119,6 +111,9 @@ class Sender:
         base = URL(settings.base_url)
         self._base_url = settings.base_url.rstrip("/")
         self._where = f"{base.host}:{base.port}"
+        self._outcomes = OutcomeBuilder(
+            action_name, settings.conn_id, self._where, policy, self._auth
+        )
 
     async def __aenter__(self) -> Sender:
         connector = aiohttp.TCPConnector(
@@ -200,7 +195,7 @@ class Sender:
         result: AttemptResult | None = None
         while True:
             if not await self._limiter.acquire():
-                return self._capped(request, attempts, result)
+                return self._outcomes.capped(request, attempts, result)
 
             attempts += 1
             self.counters.attempts += 1
@@ -225,7 +220,7 @@ class Sender:
 
             reason = self._retry_reason(result)
             if reason is None or retries >= self.policy.max_retries:
-                return self._final(request, result, attempts)
+                return self._outcomes.final(request, result, attempts)
 
             retries += 1
             self.counters.retries[reason] += 1
@@ -280,96 +275,6 @@ class Sender:
                 redact(result.message, self._auth.secrets),
             )
 
-    def _final(self, request: PreparedRequest, result: AttemptResult, attempts: int) -> Outcome:
-        """Build the outcome of the last attempt of a request."""
-        if result.end is AttemptEnd.RESPONSE:
-            return self._response_outcome(request, result, attempts)
-
-        outcome = self._outcome(request, OutcomeStatus.FAILED, "internalError", attempts)
-        if result.end is AttemptEnd.TIMEOUT:
-            outcome.status = OutcomeStatus.TIMED_OUT
-            outcome.status_code = "timedout"
-            outcome.error = (
-                f"no complete response from {self._where} within the timeout of "
-                f"{self.policy.timeout:g} s, after {_attempts(attempts)}; check that the endpoint "
-                "is healthy, or raise the endpoint connection's timeout"
-            )
-        elif result.end is AttemptEnd.CONNECTION:
-            outcome.error = redact(
-                f"{result.message} after {_attempts(attempts)}; check that the endpoint is up "
-                "and reachable from this worker",
-                self._auth.secrets,
-            )
-        else:
-            outcome.error = redact(result.message, self._auth.secrets)
-        return outcome
-
-    def _response_outcome(
-        self, request: PreparedRequest, result: AttemptResult, attempts: int
-    ) -> Outcome:
-        status = result.status
-        code = f"http_{status}"
-        if 200 <= status < 300:
-            outcome = self._outcome(request, OutcomeStatus.SUCCEEDED, code, attempts)
-            outcome.response, outcome.error = self._kept_fields(result.body, self._response_fields)
-        else:
-            outcome = self._outcome(request, OutcomeStatus.FAILED, code, attempts)
-            outcome.response, note = self._kept_fields(result.body, self._error_fields)
-            outcome.error = self._http_error(status, result.body, attempts, note)
-        outcome.http_status = status
-        return outcome
-
-    def _kept_fields(
-        self, body: bytes | None, paths: tuple[FieldPath, ...]
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """Return the kept fields of a body and a note when they could not be kept."""
-        if body is None:
-            limit = self.policy.max_response_bytes
-            return None, f"response body is over {limit} bytes; nothing was kept"
-        if not paths:
-            return None, None
-
-        is_json, document = parse_json(body)
-        if not is_json:
-            names = ", ".join(path.text for path in paths)
-            return None, f"response is not JSON; fields not kept: {names}"
-        return keep_fields(document, paths), None
-
-    def _http_error(self, status: int, body: bytes | None, attempts: int, note: str | None) -> str:
-        message = f"HTTP {status} after {_attempts(attempts)}"
-        if body is None:
-            return f"{message}; {note}"
-        excerpt = error_body_excerpt(body, self._auth.secrets)
-        if note is not None and "not JSON" in note:
-            return f"{message}: {excerpt} ({note})"
-        return f"{message}: {excerpt}"
-
-    def _capped(
-        self, request: PreparedRequest, attempts: int, last: AttemptResult | None
-    ) -> Outcome:
-        outcome = self._outcome(request, OutcomeStatus.CAPPED, "capped", attempts)
-        conn_id = self.settings.conn_id
-        if last is None:
-            outcome.error = (
-                f"endpoint connection {conn_id!r} is at its capping limit (capping mode "
-                "'reject'); the call was not sent. Lower the audience rate or raise the limit"
-            )
-            return outcome
-
-        if last.end is AttemptEnd.RESPONSE:
-            outcome.http_status = last.status
-            ending = f"HTTP {last.status}"
-        elif last.end is AttemptEnd.TIMEOUT:
-            ending = "a timeout"
-        else:
-            ending = "a connection error"
-        outcome.error = (
-            f"endpoint connection {conn_id!r} is at its capping limit (capping mode 'reject'), "
-            f"so no retry was sent after {_attempts(attempts)}; the last attempt ended with "
-            f"{ending}"
-        )
-        return outcome
-
     def _unexpected(self, request: PreparedRequest, error: Exception) -> Outcome:
         """Turn an error that no branch expects into a failed outcome, logging the first one."""
         self._unexpected_errors += 1
@@ -383,25 +288,7 @@ class Sender:
                 request.profile_id,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
-        detail = redact(str(error), self._auth.secrets)[:500]
-        outcome = self._outcome(request, OutcomeStatus.FAILED, "internalError", 0)
-        outcome.error = (
-            f"unexpected {type(error).__name__} while sending: {detail}; "
-            "this is a bug in the provider, please report it with the task log"
-        )
-        return outcome
-
-    def _outcome(
-        self, request: PreparedRequest, status: OutcomeStatus, code: str, attempts: int
-    ) -> Outcome:
-        return Outcome(
-            profile_id=request.profile_id,
-            action=self.action_name,
-            status=status,
-            status_code=code,
-            attempts=attempts,
-            idempotency_key=request.idempotency_key,
-        )
+        return self._outcomes.unexpected(request, error)
 
     def _count(self, status: OutcomeStatus) -> None:
         counters = self.counters
@@ -413,7 +300,3 @@ class Sender:
             counters.capped += 1
         else:
             counters.failed += 1
-
-
-def _attempts(count: int) -> str:
-    return "1 attempt" if count == 1 else f"{count} attempts"
