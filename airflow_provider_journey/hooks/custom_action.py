@@ -6,8 +6,8 @@ import asyncio
 from functools import cached_property
 from typing import Any
 
-from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_journey.endpoint import CONN_TYPE, EndpointSettings
 from airflow_provider_journey.exceptions import EndpointConfigError
@@ -88,11 +88,7 @@ async def _probe(settings: EndpointSettings) -> int:
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
-        session.head(
-            settings.base_url or "/",
-            ssl=None if settings.verify_ssl else False,
-            allow_redirects=True,
-        ) as response,
+        session.head(settings.base_url, ssl=settings.verify_ssl, allow_redirects=True) as response,
     ):
         return response.status
 

@@ -38,8 +38,9 @@ class RecordingConnection(sqlite3.Connection):
 class SqliteTestHook(DbApiHook):
     """A minimal DbApiHook over the standard library's sqlite3, connection host = db file.
 
-    apache-airflow-providers-sqlite is not installed in this environment; the tests
-    register this hook for the ``sqlite`` connection type only when no hook is there.
+    It records every fetchmany batch, so the tests register it for the ``sqlite``
+    connection type in place of the SQLite provider's hook. The provider's own hook
+    is exercised by the welcome_journey DAG tests.
     """
 
     conn_name_attr = "sqlite_conn_id"
@@ -58,8 +59,6 @@ def sqlite_hook_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.providers_manager_runtime import HookInfo, ProvidersManagerTaskRuntime
 
     hooks = ProvidersManagerTaskRuntime().hooks
-    if hooks.get("sqlite") is not None:
-        return
     monkeypatch.setitem(
         hooks,
         "sqlite",
