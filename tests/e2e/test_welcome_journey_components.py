@@ -1,0 +1,202 @@
+"""End to end: scheduler, dag-processor and api-server on 127.0.0.1 run welcome_journey.
+
+The DAG run is triggered through Airflow's REST API, as a user or another system
+would, and the test checks what the receiver got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_journey.demo.profiles import write_sqlite
+from airflow_provider_journey.receiver import Receiver
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "welcome_journey"
+PROFILE_COUNT = 300
+RUN_TIMEOUT_SECONDS = 300
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Airflow:
+    """Airflow components started one by one on 127.0.0.1, stopped by PID."""
+
+    def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
+        self.home = home
+        self.env = env
+        self.port = port
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.token: str | None = None
+
+    def command(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "airflow", *args], env=self.env, check=True, capture_output=True
+        )
+
+    def start(self, name: str, *args: str) -> None:
+        log = (self.home / f"{name}.log").open("wb")
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method
+        )
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def wait_for(self, what: str, check: Any, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.poll() is not None:
+                    pytest.fail(f"an Airflow component exited early; logs are in {self.home}")
+            try:
+                result = check()
+                if result:
+                    return result
+            except (urllib.error.URLError, ConnectionError, OSError) as error:
+                last_error = error
+            time.sleep(1)
+        pytest.fail(
+            f"{what} not reached within {timeout:.0f} s ({last_error}); logs in {self.home}"
+        )
+
+    def log_in(self) -> None:
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        password = json.loads(passwords.read_text())["admin"]
+        self.token = self.request(
+            "POST", "/auth/token", {"username": "admin", "password": password}
+        )["access_token"]
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    with Receiver(rules=[{"path": "/push", "status": 503, "first": 1}], seed=5) as running:
+        yield running
+
+
+@pytest.fixture()
+def airflow(tmp_path: Path, receiver: Receiver) -> Iterator[Airflow]:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    profiles = tmp_path / "profiles.db"
+    write_sqlite(profiles, PROFILE_COUNT)
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "journey-e2e-test-only",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__JOURNEY__RESULTS_BASE": str(tmp_path / "results"),
+            "AIRFLOW_CONN_JOURNEY_PROFILES_DB": json.dumps(
+                {"conn_type": "sqlite", "host": str(profiles)}
+            ),
+        }
+    )
+    for conn_id in ("JOURNEY_PUSH", "JOURNEY_EMAIL"):
+        env[f"AIRFLOW_CONN_{conn_id}"] = json.dumps(
+            {"conn_type": "custom_action", "host": receiver.url}
+        )
+    for action_file in (ROOT / "dags" / "actions").glob("*.json"):
+        env[f"AIRFLOW_VAR_JOURNEY_ACTION_{action_file.stem.upper()}"] = action_file.read_text()
+
+    components = Airflow(home, env, port)
+    components.command("db", "migrate")
+    try:
+        components.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+        components.start("scheduler", "scheduler", "--skip-serve-logs")
+        components.start("dag-processor", "dag-processor")
+        components.wait_for(
+            "api-server health", lambda: components.request("GET", "/api/v2/monitor/health"), 120
+        )
+        components.log_in()
+        yield components
+    finally:
+        components.stop()
+
+
+def test_journey_triggered_through_rest_api(airflow: Airflow, receiver: Receiver, tmp_path: Path):
+    airflow.wait_for("DAG parsed", lambda: airflow.request("GET", f"/api/v2/dags/{DAG_ID}"), 180)
+    airflow.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    run = airflow.request(
+        "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}}
+    )
+
+    def finished() -> str | None:
+        state = airflow.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}")[
+            "state"
+        ]
+        return state if state in ("success", "failed") else None
+
+    assert airflow.wait_for("DAG run finished", finished, RUN_TIMEOUT_SECONDS) == "success"
+
+    database = sqlite3.connect(tmp_path / "profiles.db")
+    tokens = {
+        row[0]
+        for row in database.execute(
+            "SELECT push_token FROM profiles WHERE marketing_opt_in = 1 AND push_token IS NOT NULL"
+        )
+    }
+    pushes = receiver.requests("/push")
+    answered = {r["body"]["token"] for r in pushes if 200 <= r["status"] < 300}
+    assert answered == tokens
+
+    # The receiver answers the first attempt of every key with 503: each push is retried
+    # once under the same Idempotency-Key.
+    attempts_per_key = Counter(r["headers"]["Idempotency-Key"] for r in pushes)
+    assert set(attempts_per_key.values()) == {2}
