@@ -38,6 +38,8 @@ KNOWN_EXTRAS: dict[str, str] = {
     "api_key_in": "api_key auth: 'header' (default) or 'query'",
     "verify_ssl": "verify the server's TLS certificate (default true)",
     "allow_redirects": "follow redirects for methods other than GET (default false)",
+    "redis_url": "capping store shared by every process: redis:// or rediss:// URL "
+    "(default: in memory, per process)",
 }
 
 
@@ -64,6 +66,8 @@ class EndpointSettings:
     api_key_in: str = "header"
     verify_ssl: bool = True
     allow_redirects: bool = False
+    # May carry a Redis password, so it stays out of repr.
+    redis_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_connection_fields(
@@ -99,6 +103,7 @@ class EndpointSettings:
         verify_ssl = _boolean(extra, "verify_ssl", True, problems)
         allow_redirects = _boolean(extra, "allow_redirects", False, problems)
         api_key_name = extra.get("api_key_name")
+        redis_url = _redis_url(extra.get("redis_url"), problems)
 
         if auth_type == "basic" and not login:
             problems.append("login: basic auth needs a login (and the password field)")
@@ -126,6 +131,7 @@ class EndpointSettings:
             api_key_in=api_key_in,
             verify_ssl=verify_ssl,
             allow_redirects=allow_redirects,
+            redis_url=redis_url,
         )
 
 
@@ -235,3 +241,17 @@ def _headers(value: Any, problems: list[str]) -> dict[str, str]:
         problems.append("extra 'headers': must map header names to string values")
         return {}
     return dict(value)
+
+
+def _redis_url(value: Any, problems: list[str]) -> str | None:
+    if value is None:
+        return None
+    scheme = urlsplit(str(value)).scheme if isinstance(value, str) else ""
+    if scheme not in ("redis", "rediss"):
+        # The URL may hold a password, so the message names the scheme only.
+        problems.append(
+            f"extra 'redis_url': scheme {scheme!r} is not supported; "
+            "use redis://host:port/db or rediss://host:port/db"
+        )
+        return None
+    return str(value)

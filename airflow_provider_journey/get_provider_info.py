@@ -109,6 +109,12 @@ def _connection_form_fields() -> dict[str, Any]:
             "description": "Redirects are always followed for GET.",
             "schema": {"type": ["boolean", "null"], "default": False},
         },
+        "redis_url": {
+            "label": "Capping store (Redis URL)",
+            "description": "redis://host:port/db: share the capping across tasks, processes and "
+            "workers. Empty: each process caps on its own, in memory.",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
     }
 
 
