@@ -116,14 +116,20 @@ class Airflow:
         )["access_token"]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     with Receiver(rules=[{"path": "/push", "status": 503, "first": 1}], seed=5) as running:
         yield running
 
 
-@pytest.fixture()
-def airflow(tmp_path: Path, receiver: Receiver) -> Iterator[Airflow]:
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def airflow(work_dir: Path, receiver: Receiver) -> Iterator[Airflow]:
+    tmp_path = work_dir
     home = tmp_path / "airflow"
     home.mkdir()
     profiles = tmp_path / "profiles.db"
@@ -170,7 +176,16 @@ def airflow(tmp_path: Path, receiver: Receiver) -> Iterator[Airflow]:
         components.stop()
 
 
-def test_journey_triggered_through_rest_api(airflow: Airflow, receiver: Receiver, tmp_path: Path):
+def test_connection_form_lists_provider_fields(airflow: Airflow):
+    hooks = airflow.request("GET", "/ui/connections/hook_meta")
+    ours = next(hook for hook in hooks if hook["connection_type"] == "custom_action")
+    assert "calls_per_period" in json.dumps(ours["extra_fields"])
+    assert ours["standard_fields"]["host"]["title"] == "Base URL"
+    assert ours["standard_fields"]["port"]["hidden"] is True
+
+
+def test_journey_triggered_through_rest_api(airflow: Airflow, receiver: Receiver, work_dir: Path):
+    tmp_path = work_dir
     airflow.wait_for("DAG parsed", lambda: airflow.request("GET", f"/api/v2/dags/{DAG_ID}"), 180)
     airflow.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     run = airflow.request(
