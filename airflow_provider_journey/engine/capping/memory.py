@@ -1,28 +1,14 @@
-"""Capping: at most N calls per sliding window of a period, per endpoint connection.
-
-Every HTTP attempt, retries included, takes one slot. In ``throttle`` mode a call
-waits for a slot; in ``reject`` mode it is refused at once and ends as ``capped``.
-"""
+"""The in-memory capping store: an exact sliding window kept in one process."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
-from airflow_provider_journey.endpoint import CAPPING_MODES, EndpointSettings
-
-
-class Limiter(Protocol):
-    """A capping store. A shared store (Redis, for example) implements this one method."""
-
-    async def acquire(self) -> bool:
-        """Take one call slot; return False only when the slot is rejected (reject mode)."""
-        ...
+from airflow_provider_journey.endpoint import CAPPING_MODES
 
 
 class InMemorySlidingWindowLimiter:
@@ -107,29 +93,3 @@ class InMemorySlidingWindowLimiter:
             following = self._waiters[0]
             if not following.done():
                 following.set_result(None)
-
-
-_registry: dict[tuple[str, int, float, str], InMemorySlidingWindowLimiter] = {}
-_registry_lock = threading.Lock()
-
-
-def limiter_for(settings: EndpointSettings) -> Limiter:
-    """Return this process's limiter for an endpoint connection, creating it on first use.
-
-    Every action and task in the process that uses the same connection id and capping
-    settings shares one limiter, so the cap holds for all of them together.
-    """
-    key = (
-        settings.conn_id,
-        settings.calls_per_period,
-        settings.period_seconds,
-        settings.capping_mode,
-    )
-    with _registry_lock:
-        limiter = _registry.get(key)
-        if limiter is None:
-            limiter = InMemorySlidingWindowLimiter(
-                settings.calls_per_period, settings.period_seconds, settings.capping_mode
-            )
-            _registry[key] = limiter
-        return limiter
