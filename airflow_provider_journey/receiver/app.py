@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -43,11 +43,28 @@ async def _service(request: web.Request) -> web.StreamResponse:
     if response.delay_seconds > 0:
         await asyncio.sleep(response.delay_seconds)
 
+    if response.drop:
+        _drop_connection(request)
+    if response.text_body is not None:
+        return web.Response(
+            status=response.status,
+            headers=response.headers,
+            text=response.text_body,
+            content_type="text/html",
+        )
     if response.status in BODYLESS_STATUSES:
         return web.Response(status=response.status, headers=response.headers)
     return web.json_response(
         response.body, status=response.status, headers=response.headers, dumps=_dumps
     )
+
+
+def _drop_connection(request: web.Request) -> NoReturn:
+    """Close the client's connection without writing a response, as a crashed server would."""
+    if request.transport is not None:
+        request.transport.abort()
+    # aiohttp ends a handler that raises CancelledError without writing anything.
+    raise asyncio.CancelledError
 
 
 def _dumps(value: Any) -> str:

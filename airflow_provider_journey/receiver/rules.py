@@ -29,7 +29,12 @@ RULE_FIELDS = (
     "retry_after",
     "retry_after_format",
     "body",
+    "text_body",
+    "delay_ms",
+    "drop",
 )
+# The status recorded for a dropped connection, which has no HTTP status.
+DROPPED_STATUS = 0
 RETRY_AFTER_FORMATS = ("seconds", "http-date")
 
 
@@ -54,7 +59,11 @@ class ResponseRule:
     ``Retry-After`` header: a number of seconds, sent as seconds or, with
     ``retry_after_format="http-date"``, as the HTTP date that many seconds ahead. A
     string that is not a number is sent unchanged. ``body`` replaces the default JSON
-    error body.
+    error body, and ``text_body`` sends that text as ``text/html`` instead of JSON.
+    ``delay_ms`` (milliseconds, a pair for a range) delays this rule's responses in
+    place of the receiver-wide delay, for answers slower than a client's timeout.
+    ``drop`` closes the connection without any response; such a rule needs no status
+    and its requests are recorded with status 0.
     """
 
     status: int
@@ -67,6 +76,9 @@ class ResponseRule:
     retry_after: str | None = None
     retry_after_format: str = "seconds"
     body: Any = None
+    text_body: str | None = None
+    delay_ms: tuple[float, float] | None = None
+    drop: bool = False
 
     def matches_request(self, method: str, path: str, body: Any) -> bool:
         """Return whether path, method and ``when_body`` match; counters are not checked."""
@@ -102,6 +114,10 @@ class ResponseRule:
             data["when_body"] = dict(data["when_body"])
         if data["retry_after_format"] == "seconds":
             del data["retry_after_format"]
+        if data["delay_ms"] is not None:
+            data["delay_ms"] = list(data["delay_ms"])
+        if not data["drop"]:
+            del data["drop"]
         return {key: value for key, value in data.items() if value is not None}
 
 
@@ -124,12 +140,29 @@ def rule_from_dict(data: Mapping[str, Any], position: int = 0) -> ResponseRule:
             f"{prefix}.{unknown[0]}",
         )
 
-    status = data.get("status")
-    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+    drop = data.get("drop", False)
+    if not isinstance(drop, bool):
+        raise RuleError(f"Invalid {prefix}.drop {drop!r}: give true or false.", f"{prefix}.drop")
+    status = data.get("status", DROPPED_STATUS if drop else None)
+    valid_status = drop and status == DROPPED_STATUS
+    if not valid_status and (
+        isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599
+    ):
         raise RuleError(
             f"Invalid {prefix}.status {status!r}: give an HTTP status from 200 to 599.",
             f"{prefix}.status",
         )
+    text_body = data.get("text_body")
+    if text_body is not None and not isinstance(text_body, str):
+        raise RuleError(
+            f"Invalid {prefix}.text_body {text_body!r}: give a string.", f"{prefix}.text_body"
+        )
+    delay_ms = None
+    if data.get("delay_ms") is not None:
+        try:
+            delay_ms = parse_delay(data["delay_ms"])
+        except RuleError as error:
+            raise RuleError(str(error), f"{prefix}.delay_ms") from error
 
     return ResponseRule(
         status=status,
@@ -142,6 +175,9 @@ def rule_from_dict(data: Mapping[str, Any], position: int = 0) -> ResponseRule:
         retry_after=_optional_retry_after(data, prefix),
         retry_after_format=_retry_after_format(data, prefix),
         body=data.get("body"),
+        text_body=text_body,
+        delay_ms=delay_ms,
+        drop=drop,
     )
 
 
@@ -221,7 +257,8 @@ def parse_rule(text: str) -> ResponseRule:
     The text is either a JSON object (``{"status": 503, "first": 2}``) or the short form
     ``[PATH:]STATUS[:RATE][:NAME=VALUE...]``: ``/push:503:0.1``, ``500:every=10``,
     ``*:429:rate=0.05:retry_after=2``. NAME is ``rate``, ``every``, ``first``,
-    ``method`` or ``retry_after``.
+    ``method``, ``retry_after``, ``retry_after_format``, ``delay_ms`` or ``text_body``.
+    STATUS ``drop`` closes the connection without a response: ``*:drop:0.01``.
     """
     stripped = text.strip()
     if stripped.startswith("{"):
@@ -237,6 +274,9 @@ def parse_rule(text: str) -> ResponseRule:
         path = parts.pop(0)
         if path != "*":
             data["path"] = path
+    if parts and parts[0] == "drop":
+        parts[0] = str(DROPPED_STATUS)
+        data["drop"] = True
     if not parts or not parts[0].isdigit():
         raise RuleError(
             f"Invalid rule {text!r}: expected [PATH:]STATUS[:RATE][:NAME=VALUE...], "
@@ -250,12 +290,12 @@ def parse_rule(text: str) -> ResponseRule:
             data["rate"] = _parse_number(value or name, text)
         elif name in ("rate", "every", "first"):
             data[name] = _parse_number(value, text)
-        elif name in ("method", "retry_after", "retry_after_format"):
+        elif name in ("method", "retry_after", "retry_after_format", "delay_ms", "text_body"):
             data[name] = value
         else:
             raise RuleError(
                 f"Invalid rule {text!r}: unknown option {name!r}; use rate, every, first, "
-                "method, retry_after or retry_after_format.",
+                "method, retry_after, retry_after_format, delay_ms or text_body.",
                 "rule",
             )
     return rule_from_dict(data)

@@ -87,6 +87,8 @@ class PlannedResponse:
     body: Any
     headers: Mapping[str, str]
     delay_seconds: float
+    text_body: str | None = None
+    drop: bool = False
 
 
 def random_seed() -> int:
@@ -255,9 +257,17 @@ class ReceiverState:
                 status, body = success_response(kind, _request_id(path, key))
                 response = PlannedResponse(status, body, {}, 0.0)
             else:
-                response = _rule_response(config.rules[rule_index])
+                rule = config.rules[rule_index]
+                response = _rule_response(rule)
+                if 200 <= rule.status < 300 and rule.body is None and rule.text_body is None:
+                    # A slow or otherwise special success still carries the service's body.
+                    _, body = success_response(kind, _request_id(path, key))
+                    response = replace(response, body=body)
 
-        delay_seconds = _pick_delay(config, identity, attempt)
+        if rule_index is not None and config.rules[rule_index].delay_ms is not None:
+            delay_seconds = _pick_rule_delay(config, rule_index, identity, attempt)
+        else:
+            delay_seconds = _pick_delay(config, identity, attempt)
         response = replace(response, delay_seconds=delay_seconds)
 
         record = {
@@ -276,6 +286,7 @@ class ReceiverState:
             "service": kind,
             "attempt": attempt,
             "status": response.status,
+            "dropped": response.drop,
             "valid": problem is None,
             "error": problem.message if problem is not None else None,
             "field": problem.field if problem is not None else None,
@@ -383,7 +394,9 @@ def _rule_response(rule: ResponseRule) -> PlannedResponse:
     body = rule.body
     if body is None:
         body = {"error": _reason_phrase(rule.status), "status": rule.status}
-    return PlannedResponse(rule.status, body, headers, 0.0)
+    return PlannedResponse(
+        rule.status, body, headers, 0.0, text_body=rule.text_body, drop=rule.drop
+    )
 
 
 def _reason_phrase(status: int) -> str:
@@ -405,6 +418,15 @@ def _pick_delay(config: ReceiverConfig, identity: str, attempt: int) -> float:
     if high <= 0:
         return 0.0
     fraction = draw(config.seed, "delay", identity, attempt)
+    return (low + (high - low) * fraction) / 1000
+
+
+def _pick_rule_delay(config: ReceiverConfig, index: int, identity: str, attempt: int) -> float:
+    delay_ms = config.rules[index].delay_ms
+    if delay_ms is None:
+        return 0.0
+    low, high = delay_ms
+    fraction = draw(config.seed, "rule-delay", index, identity, attempt)
     return (low + (high - low) * fraction) / 1000
 
 
