@@ -17,6 +17,7 @@ from airflow_provider_journey.operators._inputs import (
     to_audience,
 )
 from airflow_provider_journey.runner import RunIdentity, RunOptions, check_run_failure, run_action
+from airflow_provider_journey.sharding import ShardedAudience
 
 
 class CustomActionOperator(BaseOperator):
@@ -49,6 +50,10 @@ class CustomActionOperator(BaseOperator):
     :param progress_interval: seconds between progress log lines.
     :param keep_profile: store each profile's attributes in its outcome, so a later step
         can use the outcomes as its audience (the error path).
+    :param shard: send only the profiles of this shard (0 to ``shard_count - 1``), chosen
+        by a hash of the profile id; map over ``sharding.shard_numbers(shard_count)`` with
+        ``.expand(shard=...)``. Default: no sharding, every profile.
+    :param shard_count: number of shards the audience is split into.
     """
 
     template_fields: Sequence[str] = ("audience", "results_base", "journey")
@@ -67,6 +72,8 @@ class CustomActionOperator(BaseOperator):
         error_rate_threshold: float = 0.1,
         progress_interval: float = 10.0,
         keep_profile: bool = True,
+        shard: int | None = None,
+        shard_count: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +90,8 @@ class CustomActionOperator(BaseOperator):
         self.id_field = id_field
         self.results_base = results_base
         self.journey = journey
+        self.shard = shard
+        self.shard_count = shard_count
         self.options = RunOptions(
             concurrency=concurrency,
             error_rate_threshold=error_rate_threshold,
@@ -95,6 +104,8 @@ class CustomActionOperator(BaseOperator):
         definition = load_action(self.action)
         settings = CustomActionHook(definition.connection_id).settings
         audience: Audience = to_audience(self.audience, id_field=self.id_field)
+        if self.shard is not None:
+            audience = ShardedAudience(audience, self.shard, self.shard_count)
         ti = context["ti"]
         identity = RunIdentity(
             dag_id=ti.dag_id,
