@@ -79,7 +79,8 @@ async def run_attempt(
         return AttemptResult(
             AttemptEnd.CONNECTION,
             message=f"TLS handshake with {where} failed ({type(error).__name__}); check the "
-            "server certificate, or the endpoint connection's verify_ssl setting",
+            "server certificate and the endpoint connection's ca_bundle, client_cert and "
+            "verify_ssl settings",
         )
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
         return AttemptResult(

@@ -23,10 +23,16 @@ from yarl import URL
 
 from airflow_provider_journey.endpoint import EndpointSettings
 from airflow_provider_journey.engine.attempt import AttemptEnd, AttemptResult, run_attempt
-from airflow_provider_journey.engine.auth import Authenticator, make_authenticator, redact
+from airflow_provider_journey.engine.auth import (
+    AuthenticationError,
+    Authenticator,
+    make_authenticator,
+    redact,
+)
 from airflow_provider_journey.engine.capping import Limiter, limiter_for
 from airflow_provider_journey.engine.outcome_builder import OutcomeBuilder
 from airflow_provider_journey.engine.policy import CallPolicy, backoff_delay, parse_retry_after
+from airflow_provider_journey.engine.tls import proxy_auth, ssl_context_for, warn_if_unverified
 from airflow_provider_journey.types import Outcome, OutcomeStatus, PreparedRequest
 
 log = logging.getLogger(__name__)
@@ -116,11 +122,17 @@ class Sender:
         )
 
     async def __aenter__(self) -> Sender:
+        warn_if_unverified(self.settings)
         connector = aiohttp.TCPConnector(
             limit=self.settings.max_connections,
-            ssl=self.settings.verify_ssl,
+            ssl=ssl_context_for(self.settings),
         )
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            proxy=self.settings.proxy_url,
+            proxy_auth=proxy_auth(self.settings),
+        )
         return self
 
     async def __aexit__(
@@ -140,6 +152,10 @@ class Sender:
         self.counters.in_flight += 1
         try:
             outcome = await self._send(request, session)
+        except AuthenticationError as error:
+            # No credential, so nothing was sent; the token cache logs the failure.
+            outcome = self._outcomes.new(request, OutcomeStatus.FAILED, "internalError", 0)
+            outcome.error = redact(f"{error.detail}; the call was not sent", self._auth.secrets)
         except Exception as error:
             # One profile's surprise must not end the run for the whole audience.
             outcome = self._unexpected(request, error)
