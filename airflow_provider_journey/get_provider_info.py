@@ -18,6 +18,11 @@ from airflow_provider_journey.endpoint import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PERIOD_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_TOKEN_SAFETY_MARGIN_SECONDS,
+    DEFAULT_TOKEN_TTL_SECONDS,
+    TOKEN_BODY_FORMATS,
+    TOKEN_METHODS,
+    TOKEN_PLACEMENTS,
 )
 
 VERSION = "0.1.0"
@@ -28,8 +33,9 @@ def _connection_form_fields() -> dict[str, Any]:
     return {
         "auth_type": {
             "label": "Authentication",
-            "description": "none, basic (login and password), api_key (password is the key) "
-            "or bearer (password is the token).",
+            "description": "none, basic (login and password), api_key (password is the key), "
+            "bearer (password is the token) or token_endpoint (fetch a token with the "
+            "token_* fields below).",
             "schema": {"type": ["string", "null"], "enum": list(AUTH_TYPES), "default": "none"},
         },
         "api_key_name": {
@@ -115,6 +121,125 @@ def _connection_form_fields() -> dict[str, Any]:
             "workers. Empty: each process caps on its own, in memory.",
             "schema": {"type": ["string", "null"], "format": "password"},
         },
+        **_token_endpoint_fields(),
+        **_tls_and_proxy_fields(),
+    }
+
+
+def _text_field(label: str, description: str, *, secret: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if secret:
+        schema["format"] = "password"
+    return {"label": label, "description": description, "schema": schema}
+
+
+def _choice_field(label: str, description: str, choices: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["string", "null"], "enum": list(choices), "default": choices[0]},
+    }
+
+
+def _token_endpoint_fields() -> dict[str, Any]:
+    """Return the form fields of token_endpoint authentication."""
+    return {
+        "token_url": _text_field(
+            "Token endpoint URL",
+            "token_endpoint: full URL, or a path on the base URL such as /auth/token.",
+        ),
+        "token_method": _choice_field(
+            "Token request method", "token_endpoint: POST or GET.", TOKEN_METHODS
+        ),
+        "token_body_format": _choice_field(
+            "Token request body format",
+            "token_endpoint: form (application/x-www-form-urlencoded) or json. GET sends "
+            "the fields as query parameters.",
+            TOKEN_BODY_FORMATS,
+        ),
+        "token_body": _text_field(
+            "Token request fields (JSON)",
+            'token_endpoint: a JSON object such as {"grant_type": "client_credentials", '
+            '"client_id": "$login", "client_secret": "$client_secret"}. $login, $password '
+            "and $client_secret are replaced by the connection's login, password and "
+            "token client secret. JSON bodies may nest objects.",
+        ),
+        "token_headers": _text_field(
+            "Token request headers (JSON)", "token_endpoint: headers of the token request."
+        ),
+        "token_client_secret": _text_field(
+            "Token client secret",
+            "token_endpoint: the OAuth client secret, used as $client_secret.",
+            secret=True,
+        ),
+        "token_path": _text_field(
+            "Token JSON path",
+            "token_endpoint: where the token is in the JSON response, such as access_token "
+            "or data.id_token. Empty: the whole response body is the token.",
+        ),
+        "token_placement": _choice_field(
+            "Token placement",
+            "token_endpoint: bearer (Authorization: Bearer <token>), a named header, or a "
+            "named query parameter.",
+            TOKEN_PLACEMENTS,
+        ),
+        "token_name": _text_field(
+            "Token header or query name", "token_endpoint: the name for header or query placement."
+        ),
+        "token_ttl_seconds": {
+            "label": "Token lifetime (seconds)",
+            "description": "token_endpoint: how long a token is used when no expiry path is set.",
+            "schema": {
+                "type": ["number", "null"],
+                "minimum": 1,
+                "default": DEFAULT_TOKEN_TTL_SECONDS,
+            },
+        },
+        "token_expires_in_path": _text_field(
+            "Token expires-in JSON path",
+            "token_endpoint: JSON path of the lifetime in seconds, such as expires_in.",
+        ),
+        "token_expires_at_path": _text_field(
+            "Token expires-at JSON path",
+            "token_endpoint: JSON path of the expiry time, as Unix seconds or ISO 8601.",
+        ),
+        "token_safety_margin_seconds": {
+            "label": "Token safety margin (seconds)",
+            "description": "token_endpoint: renew the token this many seconds before it expires.",
+            "schema": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "default": DEFAULT_TOKEN_SAFETY_MARGIN_SECONDS,
+            },
+        },
+    }
+
+
+def _tls_and_proxy_fields() -> dict[str, Any]:
+    """Return the form fields of client certificates, CA bundle and proxy."""
+    return {
+        "client_cert": _text_field(
+            "Client certificate (PEM)",
+            "mTLS: the client certificate as PEM text, including the BEGIN and END lines.",
+        ),
+        "client_key": _text_field(
+            "Client private key (PEM)",
+            "mTLS: the certificate's private key as PEM text.",
+            secret=True,
+        ),
+        "client_key_password": _text_field(
+            "Client key password", "mTLS: password of an encrypted private key.", secret=True
+        ),
+        "ca_bundle": _text_field(
+            "CA bundle (PEM)",
+            "CA certificates that sign the server certificate, as PEM text. Empty: the "
+            "system trust store.",
+        ),
+        "proxy_url": _text_field(
+            "Proxy URL", "HTTP proxy for calls and token requests, such as http://proxy:3128."
+        ),
+        "proxy_login": _text_field("Proxy login", "User name for the proxy."),
+        "proxy_password": _text_field("Proxy password", "Password for the proxy.", secret=True),
     }
 
 
@@ -157,7 +282,8 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {
                         "host": "Base URL",
                         "login": "Login (basic auth)",
-                        "password": "Secret (password, API key or bearer token)",
+                        "password": "Secret (password, API key, bearer token or token "
+                        "endpoint password)",
                     },
                     "placeholders": {
                         "host": "https://api.example.com/v1",

@@ -6,18 +6,26 @@ import asyncio
 from functools import cached_property
 from typing import Any
 
+import aiohttp
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_provider_journey.endpoint import CONN_TYPE, EndpointSettings
+from airflow_provider_journey.endpoint import (
+    CONN_TYPE,
+    SECRET_EXTRAS,
+    EndpointSettings,
+    normalize_extra,
+)
 from airflow_provider_journey.exceptions import EndpointConfigError
 
 
 class CustomActionHook(BaseHook):
     """Read an endpoint connection of type ``custom_action`` into checked settings.
 
-    Secrets are read only from the Connection (the password field) and are registered
-    with Airflow's secret masker as soon as they are read.
+    Secrets are read only from the Connection: the password field and the secret
+    extras (token client secret, client key and its password, proxy password, Redis
+    URL). Each is registered with Airflow's secret masker as soon as it is read, and
+    so is every token the engine fetches later.
 
     :param custom_action_conn_id: id of the endpoint connection.
     """
@@ -47,23 +55,27 @@ class CustomActionHook(BaseHook):
                 ],
             ) from None
 
-        if conn.password:
-            mask_secret(conn.password)
+        extra = conn.extra_dejson
+        mask_connection_secrets(conn.password, extra)
         if conn.conn_type and conn.conn_type != CONN_TYPE:
             raise EndpointConfigError(
                 conn_id,
                 [f"conn_type is {conn.conn_type!r}; an endpoint connection has type {CONN_TYPE!r}"],
             )
 
-        return EndpointSettings.from_connection_fields(
+        settings = EndpointSettings.from_connection_fields(
             conn_id,
             host=conn.host,
             schema=conn.schema,
             port=conn.port,
             login=conn.login,
             password=conn.password,
-            extra=conn.extra_dejson,
+            extra=extra,
         )
+        if settings.auth_type == "basic" and settings.secret:
+            header = aiohttp.BasicAuth(settings.login or "", settings.secret).encode()
+            mask_secret(header.split(" ", 1)[1])
+        return settings
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the settings and that the base URL answers; used by the UI's Test button.
@@ -83,14 +95,37 @@ class CustomActionHook(BaseHook):
 
 
 async def _probe(settings: EndpointSettings) -> int:
-    import aiohttp
+    from airflow_provider_journey.engine.tls import proxy_auth, ssl_context_for
 
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
+    connector = aiohttp.TCPConnector(ssl=ssl_context_for(settings))
     async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
-        session.head(settings.base_url, ssl=settings.verify_ssl, allow_redirects=True) as response,
+        aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            proxy=settings.proxy_url,
+            proxy_auth=proxy_auth(settings),
+        ) as session,
+        session.head(settings.base_url, allow_redirects=True) as response,
     ):
         return response.status
+
+
+def mask_connection_secrets(password: str | None, extra: Any) -> None:
+    """Register the password, every secret extra and their encoded forms with the masker.
+
+    The forms cover what a server may echo back: URL-encoded and JSON-escaped. Tokens
+    fetched later are registered through the engine's secret observer.
+    """
+    from airflow_provider_journey.engine.auth import add_secret_observer, secret_forms
+
+    add_secret_observer(mask_secret)
+    values = [password] if password else []
+    if isinstance(extra, dict):
+        normalized = normalize_extra(extra)
+        values += [str(normalized[key]) for key in SECRET_EXTRAS if key in normalized]
+    for form in secret_forms(*values):
+        mask_secret(form)
 
 
 def mask_secret(value: str) -> None:
