@@ -126,11 +126,18 @@ class CompiledValue:
 
     Kinds: ``constant`` (no template syntax, or not a string), ``expression`` (the string is
     exactly one ``{{ expr }}`` and evaluates to its native value) and ``text`` (renders to a
-    string). ``name`` is set when the expression is a bare name such as ``{{ token }}``, the
-    most common payload leaf, which is then read from the context without running Jinja.
+    string).
+
+    Two shortcuts skip Jinja for the most common templates, because Jinja builds a new
+    context for every call. ``lookup`` is set when the expression is a name or a chain of
+    attributes on a name (``{{ token }}``, ``{{ profile.first_name }}``). ``parts`` is set
+    when a text template mixes only literal text with such expressions. A shortcut
+    returns the value Jinja would return, and when it cannot (a missing key, an object
+    that is not a plain dict, an attribute name that a dict also has as a method), the
+    template runs in Jinja, which gives the usual result or error.
     """
 
-    __slots__ = ("_constant", "_expression", "_template", "kind", "name")
+    __slots__ = ("_constant", "_expression", "_finalize", "_template", "kind", "lookup", "parts")
 
     def __init__(
         self,
@@ -139,20 +146,37 @@ class CompiledValue:
         constant: Any = None,
         expression: TemplateExpression | None = None,
         template: jinja2.Template | None = None,
-        name: str | None = None,
+        lookup: tuple[str, ...] | None = None,
+        parts: tuple[str | tuple[str, ...], ...] | None = None,
+        finalize: Callable[[Any], str] | None = None,
     ) -> None:
         self.kind = kind
-        self.name = name
+        self.lookup = lookup
+        self.parts = parts
         self._constant = constant
         self._expression = expression
         self._template = template
+        self._finalize = finalize
+
+    @property
+    def name(self) -> str | None:
+        """The name when the expression is exactly one bare name such as ``{{ token }}``."""
+        if self.lookup is not None and len(self.lookup) == 1:
+            return self.lookup[0]
+        return None
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``; an undefined result raises jinja2.UndefinedError."""
         if self.kind == "constant":
             return self._constant
-        if self.name is not None and self.name in context:
-            return context[self.name]
+        if self.lookup is not None:
+            value = _plain_lookup(context, self.lookup)
+            if value is not _MISSING:
+                return value
+        if self.parts is not None:
+            text = self._join_parts(context)
+            if text is not None:
+                return text
         if self._expression is not None:
             value = self._expression(context)
             if isinstance(value, jinja2.Undefined):
@@ -160,6 +184,63 @@ class CompiledValue:
             return value
         assert self._template is not None
         return self._template.render(context)
+
+    def _join_parts(self, context: Mapping[str, Any]) -> str | None:
+        """Render a text template of literals and lookups, or None when a lookup misses."""
+        assert self.parts is not None and self._finalize is not None
+        pieces: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            value = _plain_lookup(context, part)
+            if value is _MISSING:
+                return None
+            pieces.append(str(self._finalize(value)))
+        return "".join(pieces)
+
+
+# Attribute names that Jinja resolves on a dict itself (``profile.items`` is the method),
+# so a lookup of one of them must go through Jinja.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+def _plain_lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """Follow a name and its attributes through plain dicts; ``_MISSING`` when Jinja must decide."""
+    value = context.get(path[0], _MISSING)
+    for attribute in path[1:]:
+        if type(value) is not dict or attribute in _DICT_ATTRIBUTES:
+            return _MISSING
+        value = value.get(attribute, _MISSING)
+    return value
+
+
+def _lookup_path(node: nodes.Node) -> tuple[str, ...] | None:
+    """Return ``("profile", "first_name")`` for ``profile.first_name``; None for other nodes."""
+    attributes: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        attributes.append(node.attr)
+        node = node.node
+    if not isinstance(node, nodes.Name) or node.ctx != "load":
+        return None
+    return (node.name, *reversed(attributes))
+
+
+def _text_parts(source: str, env: jinja2.Environment) -> tuple[str | tuple[str, ...], ...] | None:
+    """Split a text template into literal strings and lookup paths, or None if it has more."""
+    body = env.parse(source).body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    parts: list[str | tuple[str, ...]] = []
+    for node in body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append(node.data)
+            continue
+        path = _lookup_path(node)
+        if path is None:
+            return None
+        parts.append(path)
+    return tuple(parts)
 
 
 def compile_value(
@@ -186,10 +267,15 @@ def compile_value(
             except jinja2.TemplateSyntaxError:
                 # Only a string with a comment after the expression gets here; it renders
                 # as text.
-                return CompiledValue("text", template=template)
-            name = node.name if isinstance(node, nodes.Name) else None
-            return CompiledValue("expression", expression=expression, name=name)
-    return CompiledValue("text", template=template)
+                return _text_value(value, template, env)
+            return CompiledValue("expression", expression=expression, lookup=_lookup_path(node))
+    return _text_value(value, template, env)
+
+
+def _text_value(source: str, template: jinja2.Template, env: jinja2.Environment) -> CompiledValue:
+    parts = _text_parts(source, env)
+    finalize = env.finalize if parts is not None else None
+    return CompiledValue("text", template=template, parts=parts, finalize=finalize)
 
 
 def _single_expression_node(source: str, env: jinja2.Environment) -> nodes.Expr | None:
