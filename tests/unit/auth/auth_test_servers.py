@@ -94,7 +94,12 @@ async def serve_token_server(server: TokenServer) -> AsyncIterator[TokenServer]:
 
 
 def token_settings(
-    base_url: str, conn_id: str, *, login: str = "svc", password: str = "pw-0123456789", **extra: Any
+    base_url: str,
+    conn_id: str,
+    *,
+    login: str = "svc",
+    password: str = "pw-0123456789",
+    **extra: Any,
 ) -> EndpointSettings:
     """Return checked token_endpoint settings for a test server."""
     extra.setdefault("token_url", "/token")

@@ -25,7 +25,9 @@ def conn_id() -> str:
     return f"tokens_{uuid.uuid4().hex[:8]}"
 
 
-def send_many(server: TokenServer, count: int, concurrency: int = 64, **extra: Any) -> list[Outcome]:
+def send_many(
+    server: TokenServer, count: int, concurrency: int = 64, **extra: Any
+) -> list[Outcome]:
     async def run() -> list[Outcome]:
         async with serve_token_server(server):
             settings = token_settings(server.url, conn_id(), **extra)
@@ -123,7 +125,9 @@ def test_revoked_token_refreshed_once_for_concurrent_401s() -> None:
             async with Sender(settings, "notify", FAST, concurrency=50) as sender:
                 await sender.send(api_request("warm-up"))
                 server.revoked.update(server.issued)
-                return list(await asyncio.gather(*(sender.send(api_request(f"p{i}")) for i in range(50))))
+                return list(
+                    await asyncio.gather(*(sender.send(api_request(f"p{i}")) for i in range(50)))
+                )
 
     outcomes = asyncio.run(run())
 
@@ -173,16 +177,28 @@ def test_failed_token_request_not_repeated_per_call() -> None:
     [
         (
             {"token_method": "GET", "token_body": {"user": "$login", "secret": "$password"}},
-            lambda seen: seen["method"] == "GET"
-            and seen["query"] == {"user": "svc", "secret": "pw-0123456789"},
+            lambda seen: (
+                seen["method"] == "GET"
+                and seen["query"] == {"user": "svc", "secret": "pw-0123456789"}
+            ),
         ),
         (
-            {"token_body": {"grant_type": "client_credentials", "client_secret": "$client_secret"},
-             "token_client_secret": "cs-0123456789"},
-            lambda seen: seen["body"] == b"grant_type=client_credentials&client_secret=cs-0123456789",
+            {
+                "token_body": {
+                    "grant_type": "client_credentials",
+                    "client_secret": "$client_secret",
+                },
+                "token_client_secret": "cs-0123456789",
+            },
+            lambda seen: (
+                seen["body"] == b"grant_type=client_credentials&client_secret=cs-0123456789"
+            ),
         ),
         (
-            {"token_body_format": "json", "token_body": {"auth": {"user": "$login"}, "scope": ["a"]}},
+            {
+                "token_body_format": "json",
+                "token_body": {"auth": {"user": "$login"}, "scope": ["a"]},
+            },
             lambda seen: json.loads(seen["body"]) == {"auth": {"user": "svc"}, "scope": ["a"]},
         ),
         (
@@ -243,9 +259,7 @@ def test_expiry_read_from_iso_timestamp() -> None:
 
     async def run() -> float:
         async with serve_token_server(server):
-            settings = token_settings(
-                server.url, conn_id(), token_expires_at_path="expires_at"
-            )
+            settings = token_settings(server.url, conn_id(), token_expires_at_path="expires_at")
             auth = make_authenticator(settings)
             assert isinstance(auth, TokenEndpointAuth)
             token = await auth.cache.get(auth._fetch, settings.conn_id)
