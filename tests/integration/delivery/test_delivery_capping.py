@@ -79,7 +79,7 @@ def test_redis_limiter_shared_by_processes(tmp_path: Path) -> None:
     grants = [float(line) for output in outputs for line in output.split()]
 
     assert len(grants) == 50
-    # Grants are stamped in Redis just before the call returns; 20 ms covers that gap.
+    # Redis stamps a grant when the call is sent, not when it returns. 20 ms covers that gap.
     assert max_in_window(grants, period - 0.02) <= calls
 
 
