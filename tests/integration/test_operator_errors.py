@@ -1,6 +1,6 @@
 """CustomActionOperator errors and action sources through real DAG runs (dag.test()).
 
-One DAG holds a task per case, so a single run covers them all; a second DAG renders
+One DAG has a task per case, so a single run covers them all; a second DAG renders
 its templates as native objects. The endpoint is pytest-httpserver on 127.0.0.1.
 """
 
