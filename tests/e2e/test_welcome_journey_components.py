@@ -198,7 +198,12 @@ def test_journey_triggered_through_rest_api(airflow: Airflow, receiver: Receiver
         ]
         return state if state in ("success", "failed") else None
 
-    assert airflow.wait_for("DAG run finished", finished, RUN_TIMEOUT_SECONDS) == "success"
+    state = airflow.wait_for("DAG run finished", finished, RUN_TIMEOUT_SECONDS)
+    instances = airflow.request(
+        "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances"
+    )["task_instances"]
+    task_states = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in instances}
+    assert state == "success", f"task states: {task_states}; logs in {airflow.home}"
 
     database = sqlite3.connect(tmp_path / "profiles.db")
     tokens = {
