@@ -35,5 +35,12 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest
 
+# Benchmarks report figures and never fail on a slow machine; they are not part of
+# `make test`. nginx comes from Debian's packages and listens on 127.0.0.1 only.
+bench: $(STAMP)
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light; }
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .demo $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
