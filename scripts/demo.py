@@ -27,6 +27,7 @@ RESULTS = DEMO / "results"
 PROFILE_COUNT = 10_000
 DAG_ID = "welcome_journey"
 LOGICAL_DATE = "2026-12-01"
+DEFAULT_RECEIVER_PORT = 8765
 
 # The receiver answers like a real push service on a bad day: some tokens are gone
 # (410, not retried, so those profiles take the fallback email), some calls are
@@ -41,8 +42,8 @@ RECEIVER_RULES = [
 
 def main() -> int:
     DEMO.mkdir(exist_ok=True)
-    port = _free_port()
-    env = _airflow_env(port)
+    port = _receiver_port()
+    env = _airflow_env()
 
     _step("Initialising the Airflow metadata database (SQLite) in .demo/airflow")
     _run([_airflow(), "db", "migrate"], env)
@@ -61,7 +62,8 @@ def main() -> int:
         env,
     )
 
-    _step("Loading the example actions as Airflow Variables")
+    _step("Adding the connections and loading the example actions as Airflow Variables")
+    _add_connections(port, env)
     _load_actions(env)
 
     _step(f"Starting the local receiver on http://127.0.0.1:{port}")
@@ -80,7 +82,7 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def _airflow_env(port: int) -> dict[str, str]:
+def _airflow_env() -> dict[str, str]:
     env = os.environ.copy()
     env.update(
         {
@@ -89,21 +91,30 @@ def _airflow_env(port: int) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__JOURNEY__RESULTS_BASE": str(RESULTS),
-            "AIRFLOW_CONN_JOURNEY_PROFILES_DB": json.dumps(
-                {"conn_type": "sqlite", "host": str(PROFILES_DB)}
-            ),
-            "AIRFLOW_CONN_JOURNEY_PUSH": _endpoint(port, calls_per_period=2000),
-            "AIRFLOW_CONN_JOURNEY_EMAIL": _endpoint(port, calls_per_period=1000),
         }
     )
     return env
 
 
-def _endpoint(port: int, *, calls_per_period: int) -> str:
+def _add_connections(port: int, env: dict[str, str]) -> None:
+    """Store the demo's connections in the metadata database, where the UI shows them."""
+    connections = {
+        "journey_profiles_db": {"conn_type": "sqlite", "host": str(PROFILES_DB)},
+        "journey_push": _endpoint(port, calls_per_period=2000),
+        "journey_email": _endpoint(port, calls_per_period=1000),
+    }
+    connections_file = DEMO / "connections.json"
+    connections_file.write_text(json.dumps(connections, indent=2), encoding="utf-8")
+    _run([_airflow(), "connections", "import", "--overwrite", str(connections_file)], env)
+
+
+def _endpoint(port: int, *, calls_per_period: int) -> dict[str, Any]:
     extra = {"calls_per_period": calls_per_period, "period_seconds": 1, "timeout": 10}
-    return json.dumps(
-        {"conn_type": "custom_action", "host": f"http://127.0.0.1:{port}", "extra": extra}
-    )
+    return {
+        "conn_type": "custom_action",
+        "host": f"http://127.0.0.1:{port}",
+        "extra": json.dumps(extra),
+    }
 
 
 def _load_actions(env: dict[str, str]) -> None:
@@ -207,9 +218,13 @@ def _decode_xcom(value: Any) -> Any:
     return value
 
 
-def _free_port() -> int:
+def _receiver_port() -> int:
+    """Return 8765 when it is free, so the stored connections stay valid; else a free port."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        try:
+            probe.bind(("127.0.0.1", DEFAULT_RECEIVER_PORT))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
 
