@@ -26,29 +26,19 @@ from airflow_provider_journey.types import Outcome, OutcomeStatus, PreparedReque
 
 log = logging.getLogger(__name__)
 
-# Statuses that count against the error-rate threshold.
-ERROR_STATUSES = (
-    OutcomeStatus.FAILED,
-    OutcomeStatus.TIMED_OUT,
-    OutcomeStatus.CAPPED,
-    OutcomeStatus.INVALID,
-)
-
-
 @dataclass(frozen=True)
 class RunOptions:
-    """How one action run behaves; every field has the default a DAG author gets.
+    """Settings of one action run, with the defaults a DAG author gets.
 
-    ``error_rate_threshold`` is the share of processed profiles (skipped ones excluded)
-    that may end failed, timed_out, capped or invalid before the task fails.
-    ``progress_interval`` is the number of seconds between progress log lines.
+    ``error_rate_threshold`` is the share (0 to 1) of attempted calls that may end
+    failed, timed out or capped, and separately the share of profiles that may be
+    invalid, before the task fails. ``progress_interval`` is in seconds.
     """
 
     concurrency: int = 64
     error_rate_threshold: float = 0.1
     progress_interval: float = 10.0
     keep_profile: bool = True
-    dry_run: bool = False
 
 
 @dataclass(frozen=True)
