@@ -128,7 +128,7 @@ def test_setting_extras_not_sent_as_headers(tmp_path: Path) -> None:
         server.expect_request("/notify").respond_with_json({})
         settings = endpoint(base_url(server), timeout=5, capping_mode="throttle")
         run(document, settings, [{"profile_id": "p1", "token": "t"}], tmp_path, {"token": "t"})
-        headers = {name.lower() for name in server.log[0][0].headers}
+        headers = {name.lower() for name, _ in server.log[0][0].headers.items()}
 
     assert "timeout" not in headers
     assert "capping_mode" not in headers
