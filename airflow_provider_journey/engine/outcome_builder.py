@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_journey.engine.attempt import AttemptEnd, AttemptResult
-from airflow_provider_journey.engine.auth import Authenticator, redact
+from airflow_provider_journey.engine.auth import Authenticator, redact, redact_document
 from airflow_provider_journey.engine.policy import CallPolicy
 from airflow_provider_journey.engine.response import (
     FieldPath,
@@ -93,7 +93,8 @@ class OutcomeBuilder:
         if not is_json:
             names = ", ".join(path.text for path in paths)
             return None, f"response is not JSON; fields not kept: {names}"
-        return keep_fields(document, paths), None
+        # A server may echo the credential back in a kept field.
+        return redact_document(keep_fields(document, paths), self._auth.secrets), None
 
     def _http_error(self, status: int, body: bytes | None, attempts: int, note: str | None) -> str:
         message = f"HTTP {status} after {_attempts(attempts)}"

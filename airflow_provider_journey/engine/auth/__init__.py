@@ -13,6 +13,7 @@ from airflow_provider_journey.engine.auth.base import (
     add_secret_observer,
     announce_secret,
     redact,
+    redact_document,
     secret_forms,
 )
 from airflow_provider_journey.engine.auth.factory import make_authenticator
@@ -36,6 +37,7 @@ __all__ = [
     "announce_secret",
     "make_authenticator",
     "redact",
+    "redact_document",
     "secret_forms",
     "token_cache_for",
 ]

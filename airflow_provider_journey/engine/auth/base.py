@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, MutableMapping
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
 
 from airflow_provider_journey.exceptions import JourneyError
@@ -102,3 +102,19 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
             text = text.replace(secret, REDACTED)
     return text
 
+
+
+def redact_document(document: Any, secrets: tuple[str, ...]) -> Any:
+    """Return a JSON document with every secret replaced in its keys and string values."""
+    if not secrets:
+        return document
+    if isinstance(document, str):
+        return redact(document, secrets)
+    if isinstance(document, dict):
+        return {
+            redact(str(key), secrets): redact_document(value, secrets)
+            for key, value in document.items()
+        }
+    if isinstance(document, list):
+        return [redact_document(value, secrets) for value in document]
+    return document
