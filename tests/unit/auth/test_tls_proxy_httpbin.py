@@ -275,7 +275,8 @@ def test_httpbin_api_key_header_echoed(httpbin_url: str) -> None:
 
     outcome = send(settings, request(path="/headers"), policy)
 
-    assert outcome.response == {"headers.X-Api-Key": "key-0123456789"}
+    # httpbin returns the key it received; the kept field is redacted in the outcome.
+    assert outcome.response == {"headers.X-Api-Key": "***"}
 
 
 def test_httpbin_api_key_query_echoed(httpbin_url: str) -> None:
@@ -290,7 +291,8 @@ def test_httpbin_api_key_query_echoed(httpbin_url: str) -> None:
 
     outcome = send(settings, request(path="/get", query=(("q", "1"),)), policy)
 
-    assert outcome.response == {"args.key": "key/0123+456789"}
+    # httpbin returns the key it received; the kept field is redacted in the outcome.
+    assert outcome.response == {"args.key": "***"}
 
 
 def test_httpbin_get_follows_redirects(httpbin_url: str) -> None:
