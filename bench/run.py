@@ -28,7 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from servers import DelayServer, Nginx  # noqa: E402
+from servers import DelayServer, Nginx, nginx_binary  # noqa: E402
 from workloads import max_in_window, write_jsonl_audience  # noqa: E402
 
 PYTHON = sys.executable
@@ -269,7 +269,7 @@ def machine() -> list[str]:
     for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
         if line.startswith("MemTotal:"):
             memory_kib = int(line.split()[1])
-    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    nginx = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True).stderr.strip()
     versions = ", ".join(
         f"{name} {metadata.version(name)}"
         for name in (
