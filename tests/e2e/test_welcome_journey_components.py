@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from airflow_components import AirflowComponents, free_port
 
 from airflow_provider_journey.demo.profiles import write_sqlite
 from airflow_provider_journey.receiver import Receiver
@@ -32,88 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "welcome_journey"
 PROFILE_COUNT = 300
 RUN_TIMEOUT_SECONDS = 300
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Airflow:
-    """Airflow components started one by one on 127.0.0.1, stopped by PID."""
-
-    def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
-        self.home = home
-        self.env = env
-        self.port = port
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.token: str | None = None
-
-    def command(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=self.env, check=True, capture_output=True
-        )
-
-    def start(self, name: str, *args: str) -> None:
-        log = (self.home / f"{name}.log").open("wb")
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method
-        )
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-
-    def wait_for(self, what: str, check: Any, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            for process in self.processes:
-                if process.poll() is not None:
-                    pytest.fail(f"an Airflow component exited early; logs are in {self.home}")
-            try:
-                result = check()
-                if result:
-                    return result
-            except (urllib.error.URLError, ConnectionError, OSError) as error:
-                last_error = error
-            time.sleep(1)
-        pytest.fail(
-            f"{what} not reached within {timeout:.0f} s ({last_error}); logs in {self.home}"
-        )
-
-    def log_in(self) -> None:
-        passwords = self.home / "simple_auth_manager_passwords.json.generated"
-        password = json.loads(passwords.read_text())["admin"]
-        self.token = self.request(
-            "POST", "/auth/token", {"username": "admin", "password": password}
-        )["access_token"]
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +39,7 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow(work_dir: Path, receiver: Receiver) -> Iterator[Airflow]:
+def airflow(work_dir: Path, receiver: Receiver) -> Iterator[AirflowComponents]:
     tmp_path = work_dir
     home = tmp_path / "airflow"
     home.mkdir()
@@ -161,7 +72,7 @@ def airflow(work_dir: Path, receiver: Receiver) -> Iterator[Airflow]:
     for action_file in (ROOT / "dags" / "actions").glob("*.json"):
         env[f"AIRFLOW_VAR_JOURNEY_ACTION_{action_file.stem.upper()}"] = action_file.read_text()
 
-    components = Airflow(home, env, port)
+    components = AirflowComponents(home, env, port)
     components.command("db", "migrate")
     try:
         components.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
@@ -176,7 +87,7 @@ def airflow(work_dir: Path, receiver: Receiver) -> Iterator[Airflow]:
         components.stop()
 
 
-def test_connection_form_lists_provider_fields(airflow: Airflow):
+def test_connection_form_lists_provider_fields(airflow: AirflowComponents):
     hooks = airflow.request("GET", "/ui/connections/hook_meta")
     ours = next(hook for hook in hooks if hook["connection_type"] == "custom_action")
     assert "calls_per_period" in json.dumps(ours["extra_fields"])
@@ -184,7 +95,9 @@ def test_connection_form_lists_provider_fields(airflow: Airflow):
     assert ours["standard_fields"]["port"]["hidden"] is True
 
 
-def test_journey_triggered_through_rest_api(airflow: Airflow, receiver: Receiver, work_dir: Path):
+def test_journey_triggered_through_rest_api(
+    airflow: AirflowComponents, receiver: Receiver, work_dir: Path
+):
     tmp_path = work_dir
     airflow.wait_for("DAG parsed", lambda: airflow.request("GET", f"/api/v2/dags/{DAG_ID}"), 180)
     airflow.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})

@@ -438,11 +438,6 @@ def test_token_absent_after_echoed_401(
     assert all(TOKEN not in error for error in errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine redacts secrets in the error text but not in the kept error-response "
-    "fields, so an echoed Authorization header is stored in the outcome",
-)
 def test_echoed_token_absent_from_kept_fields(tmp_path: Path) -> None:
     with http_server() as server:
         server.expect_request("/echo").respond_with_handler(echo_request)

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +19,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+from airflow_components import AirflowComponents, free_port
 
 from airflow_provider_journey.receiver import Receiver
 
@@ -74,17 +70,7 @@ with DAG("celery_capping", schedule=None, catchup=False):
 
 
 def require_services() -> None:
-    # Airflow 3.3 opens an async engine next to the sync one and, for PostgreSQL, loads
-    # asyncpg for it. The project's lock file does not include asyncpg yet.
-    try:
-        import asyncpg  # noqa: F401
-    except ImportError:
-        pytest.skip(
-            "asyncpg is not installed: Airflow 3.3 needs it for a PostgreSQL metadata "
-            "database; add asyncpg to the test dependencies to run this test"
-        )
-
-    sys.path.insert(0, str(Path(__file__).parents[2] / "integration" / "delivery"))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "integration" / "delivery"))
     from delivery_support import require_redis
 
     require_redis()
@@ -107,92 +93,6 @@ def admin(statement: str) -> None:
         connection.close()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Components:
-    """Airflow components started one by one, stopped by process group."""
-
-    def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
-        self.home = home
-        self.env = env
-        self.port = port
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.token: str | None = None
-
-    def command(self, *args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True
-        )
-        if done.returncode != 0:
-            pytest.fail(f"airflow {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
-
-    def start(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
-        log = (self.home / f"{name}.log").open("wb")
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env={**self.env, **(extra_env or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method
-        )
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-
-    def wait_for(self, what: str, check: Any, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            for process in self.processes:
-                if process.poll() is not None:
-                    pytest.fail(f"an Airflow component exited early; logs are in {self.home}")
-            try:
-                result = check()
-                if result:
-                    return result
-            except (urllib.error.URLError, ConnectionError, OSError) as error:
-                last_error = error
-            time.sleep(1)
-        pytest.fail(
-            f"{what} not reached within {timeout:.0f} s ({last_error}); logs in {self.home}"
-        )
-
-    def log_in(self) -> None:
-        passwords = self.home / "simple_auth_manager_passwords.json.generated"
-        password = json.loads(passwords.read_text())["admin"]
-        self.token = self.request(
-            "POST", "/auth/token", {"username": "admin", "password": password}
-        )["access_token"]
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     with Receiver(delay_ms=5, seed=3, max_records=100_000) as running:
@@ -202,7 +102,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def celery_airflow(
     tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
-) -> Iterator[Components]:
+) -> Iterator[AirflowComponents]:
     require_services()
     work = tmp_path_factory.mktemp("celery")
     home = work / "airflow"
@@ -254,7 +154,7 @@ def celery_airflow(
     )
 
     admin(f'CREATE DATABASE "{database}"')
-    components = Components(home, env, port)
+    components = AirflowComponents(home, env, port)
     try:
         components.command("db", "migrate")
         components.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
@@ -290,7 +190,7 @@ def celery_airflow(
 
 
 @pytest.fixture(scope="module")
-def celery_run(celery_airflow: Components, receiver: Receiver) -> dict[str, Any]:
+def celery_run(celery_airflow: AirflowComponents, receiver: Receiver) -> dict[str, Any]:
     dag_id = "celery_capping"
     celery_airflow.wait_for(
         "DAG parsed", lambda: celery_airflow.request("GET", f"/api/v2/dags/{dag_id}"), 120
