@@ -43,7 +43,7 @@ KNOWN_EXTRAS: dict[str, str] = {
     "max_connections": "at most this many open connections at once (default 100)",
     "capping_mode": "'throttle' waits for a slot (default), 'reject' ends the call as capped",
     "headers": "default headers sent with every call, as a JSON object",
-    "auth_type": "one of none, basic, api_key, bearer (default none)",
+    "auth_type": "one of none, basic, api_key, bearer, token_endpoint (default none)",
     "api_key_name": "api_key auth: header or query parameter name that carries the key",
     "api_key_in": "api_key auth: 'header' (default) or 'query'",
     "verify_ssl": "verify the server's TLS certificate (default true)",
@@ -213,6 +213,13 @@ class EndpointSettings:
                 "extras 'client_cert' and 'client_key': mTLS needs both the client "
                 "certificate and its private key"
             )
+        client_key_password = _text(extra, "client_key_password")
+        if client_key and _is_encrypted_key(client_key) and not client_key_password:
+            # Without a password OpenSSL would prompt on the terminal, or fail with OSError.
+            problems.append(
+                "extra 'client_key_password': the client key is encrypted; set its password "
+                "in client_key_password, or paste an unencrypted key"
+            )
         proxy_url = _proxy_url(extra.get("proxy_url"), problems)
 
         if problems:
@@ -238,7 +245,7 @@ class EndpointSettings:
             token=token,
             client_cert=client_cert,
             client_key=client_key,
-            client_key_password=_text(extra, "client_key_password"),
+            client_key_password=client_key_password,
             ca_bundle=ca_bundle,
             proxy_url=proxy_url,
             proxy_login=_text(extra, "proxy_login"),
@@ -304,6 +311,9 @@ def _positive_int(extra: Mapping[str, Any], key: str, default: int, problems: li
     if isinstance(value, bool):
         problems.append(f"extra {key!r}: {value!r} is not a whole number")
         return default
+    if isinstance(value, float) and value.is_integer():
+        # JSON writers may store a whole number as 10.0.
+        value = int(value)
     try:
         number = int(str(value))
     except ValueError:
@@ -431,7 +441,8 @@ def _token_url(value: Any, base_url: str, problems: list[str]) -> str | None:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(
-            f"extra 'token_url': {text!r} is not an http(s) URL with a host, nor a path "
+            f"extra 'token_url': {_without_userinfo(text)!r} is not an http(s) URL with a host, "
+            "nor a path "
             "starting with /"
         )
         return None
@@ -458,15 +469,30 @@ def _is_nested(document: Mapping[str, Any]) -> bool:
 
 
 def _check_placeholders(document: Any, key: str, problems: list[str]) -> None:
-    """Report string values that use a $name other than $login, $password, $client_secret."""
+    """Report placeholders other than $login, $password and $client_secret.
+
+    The message names the placeholder only, because the rest of the text may be a
+    secret typed in directly.
+    """
     for text in _strings(document):
-        try:
-            Template(text).substitute({name: "" for name in TOKEN_PLACEHOLDERS})
-        except (KeyError, ValueError):
+        unknown = _unknown_placeholders(text)
+        if unknown:
             problems.append(
-                f"extra {key!r}: {text!r} uses an unknown placeholder; use $login, "
+                f"extra {key!r}: unknown placeholder {', '.join(unknown)}; use $login, "
                 "$password or $client_secret, and $$ for a literal $"
             )
+
+
+def _unknown_placeholders(text: str) -> list[str]:
+    """Return each $name, ${name} or lone $ in ``text`` that is not a known placeholder."""
+    unknown: list[str] = []
+    for match in Template.pattern.finditer(text):
+        name = match.group("named") or match.group("braced")
+        if match.group("invalid") is not None:
+            unknown.append("'$' not followed by a name")
+        elif name is not None and name not in TOKEN_PLACEHOLDERS:
+            unknown.append(f"${name}")
+    return unknown
 
 
 def _strings(document: Any) -> list[str]:
@@ -497,7 +523,16 @@ def _pem(extra: Mapping[str, Any], key: str, kind: str, problems: list[str]) -> 
     return text + "\n"
 
 
+def _is_encrypted_key(pem: str) -> bool:
+    """Return True for a PKCS#8 encrypted key or a traditional key with Proc-Type ENCRYPTED."""
+    return "-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or "Proc-Type: 4,ENCRYPTED" in pem
+
+
 def _proxy_url(value: Any, problems: list[str]) -> str | None:
+    """Return a checked http(s)://host:port proxy URL, or None when unset or invalid.
+
+    Messages show the URL without its user info, because it may hold a password.
+    """
     if value is None:
         return None
     text = str(value)
@@ -505,10 +540,21 @@ def _proxy_url(value: Any, problems: list[str]) -> str | None:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        problems.append(f"extra 'proxy_url': {text!r} is not a URL; use http://host:port")
+        problems.append(
+            f"extra 'proxy_url': {_without_userinfo(text)!r} is not a valid URL; "
+            "use http://host:port"
+        )
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(f"extra 'proxy_url': {text!r} is not an http(s) URL with a host")
+    if parts.scheme not in ("http", "https"):
+        problems.append(
+            f"extra 'proxy_url': scheme {parts.scheme!r} is not supported; use an HTTP proxy "
+            "as http://host:port (or https://host:port)"
+        )
+        return None
+    if not parts.hostname:
+        problems.append(
+            f"extra 'proxy_url': {_without_userinfo(text)!r} names no host; use http://host:port"
+        )
         return None
     if parts.username or parts.password:
         problems.append(
@@ -523,14 +569,43 @@ def _proxy_url(value: Any, problems: list[str]) -> str | None:
 
 
 def _redis_url(value: Any, problems: list[str]) -> str | None:
+    """Return a checked redis:// or rediss:// URL, or None when unset or invalid.
+
+    The URL may hold a password, so no message shows it.
+    """
     if value is None:
         return None
-    scheme = urlsplit(str(value)).scheme if isinstance(value, str) else ""
-    if scheme not in ("redis", "rediss"):
-        # The URL may hold a password, so the message names the scheme only.
+    if not isinstance(value, str):
         problems.append(
-            f"extra 'redis_url': scheme {scheme!r} is not supported; "
+            f"extra 'redis_url': a {type(value).__name__} is not a URL; "
             "use redis://host:port/db or rediss://host:port/db"
         )
         return None
-    return str(value)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError:
+        problems.append(
+            "extra 'redis_url': not a valid URL (check the brackets around an IPv6 "
+            "address and that the port is a number from 0 to 65535); use redis://host:port/db"
+        )
+        return None
+    if parts.scheme not in ("redis", "rediss"):
+        problems.append(
+            f"extra 'redis_url': scheme {parts.scheme!r} is not supported; "
+            "use redis://host:port/db or rediss://host:port/db"
+        )
+        return None
+    if not parts.hostname:
+        problems.append("extra 'redis_url': names no host; use redis://host:port/db")
+        return None
+    return value
+
+
+def _without_userinfo(text: str) -> str:
+    """Return a URL text with anything before an '@' in its authority replaced by ***."""
+    scheme, separator, rest = text.rpartition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{separator}{authority}{slash}{path}"

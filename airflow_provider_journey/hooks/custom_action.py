@@ -72,6 +72,7 @@ class CustomActionHook(BaseHook):
             password=conn.password,
             extra=extra,
         )
+        _check_tls_material(settings)
         if settings.auth_type == "basic" and settings.secret:
             header = aiohttp.BasicAuth(settings.login or "", settings.secret).encode()
             mask_secret(header.split(" ", 1)[1])
@@ -92,6 +93,19 @@ class CustomActionHook(BaseHook):
         except Exception as error:
             return False, f"{settings.base_url} is not reachable: {type(error).__name__}: {error}"
         return True, f"{settings.base_url} answered HTTP {status}"
+
+
+def _check_tls_material(settings: EndpointSettings) -> None:
+    """Load the CA bundle and client certificate now, so a bad one fails when the hook reads it.
+
+    Text that looks like PEM but cannot be loaded, or a key that does not belong to the
+    certificate, raises EndpointConfigError naming the fields.
+    """
+    if settings.ca_bundle is None and settings.client_cert is None:
+        return
+    from airflow_provider_journey.engine.tls import ssl_context_for
+
+    ssl_context_for(settings)
 
 
 async def _probe(settings: EndpointSettings) -> int:
