@@ -615,11 +615,6 @@ def test_bad_token_response_sends_no_call(httpserver: HTTPServer) -> None:
     assert [request.path for request, _ in httpserver.log] == ["/token"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: an expiry in Unix milliseconds is read as seconds, so the token is "
-    "kept for thousands of years instead of being rejected",
-)
 def test_expiry_in_milliseconds_rejected() -> None:
     from airflow_provider_journey.engine.auth import AuthenticationError
 

@@ -330,6 +330,14 @@ def token_lifetime(document: Any, settings: TokenEndpointSettings, conn_id: str)
                 f"extra 'token_expires_at_path' ({settings.expires_at_path!r}) is "
                 f"{raw!r} in the token response, not Unix seconds or an ISO 8601 timestamp",
             )
+        if expires_at > LATEST_PLAUSIBLE_EXPIRY:
+            raise AuthenticationError(
+                conn_id,
+                f"extra 'token_expires_at_path' ({settings.expires_at_path!r}) is "
+                f"{raw!r}, which is after the year 2500 read as Unix seconds; if the "
+                "endpoint sends milliseconds, read the expiry with token_expires_in_path "
+                "or set token_ttl_seconds instead",
+            )
         seconds = expires_at - time.time()
     else:
         seconds = settings.ttl_seconds
@@ -337,6 +345,11 @@ def token_lifetime(document: Any, settings: TokenEndpointSettings, conn_id: str)
     if seconds > settings.safety_margin_seconds:
         return seconds - settings.safety_margin_seconds
     return max(seconds / 2, 0.0)
+
+
+# 2500-01-01T00:00:00Z in Unix seconds. A later expiry is almost surely a timestamp in
+# milliseconds, which read as seconds would keep a token for thousands of years.
+LATEST_PLAUSIBLE_EXPIRY = 16_725_225_600
 
 
 def _expiry_value(document: Any, path: str, key: str, conn_id: str) -> Any:
