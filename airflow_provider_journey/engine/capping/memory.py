@@ -19,6 +19,13 @@ class InMemorySlidingWindowLimiter:
     contains more than ``calls`` grants. The log is a ring buffer of ``calls`` floats, so
     each grant costs O(1) time and the memory is 8 bytes per slot.
 
+    ``margin`` (seconds, 0 by default) widens the window the limiter enforces to
+    ``period + margin``. The cap is promised for the times at which requests reach the
+    server, and each request reaches it a varying delay after its grant. When that
+    delay varies by no more than ``margin``, no window of ``period`` seconds at the
+    server contains more than ``calls`` requests. The price is a rate of at most
+    ``calls / (period + margin)`` per second.
+
     Waiters are served first in, first out. Only the first waiter sleeps, and only
     until the oldest grant leaves the window, then it hands over to the next waiter.
 
@@ -34,6 +41,7 @@ class InMemorySlidingWindowLimiter:
         clock: Callable[[], float] = time.monotonic,
         *,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        margin: float = 0.0,
     ) -> None:
         if calls < 1:
             raise ValueError(f"calls must be 1 or more, got {calls!r}")
@@ -41,9 +49,13 @@ class InMemorySlidingWindowLimiter:
             raise ValueError(f"period must be a number of seconds above 0, got {period!r}")
         if mode not in CAPPING_MODES:
             raise ValueError(f"mode must be one of {', '.join(CAPPING_MODES)}, got {mode!r}")
+        if not margin >= 0:
+            raise ValueError(f"margin must be a number of seconds of 0 or more, got {margin!r}")
 
         self.calls = calls
         self.period = float(period)
+        self.margin = float(margin)
+        self._window = self.period + self.margin
         self.mode = mode
         self._clock = clock
         self._sleep = sleep
@@ -71,14 +83,14 @@ class InMemorySlidingWindowLimiter:
 
     def _try_grant(self) -> bool:
         now = self._clock()
-        if now - self._grants[self._oldest] < self.period:
+        if now - self._grants[self._oldest] < self._window:
             return False
         self._grants[self._oldest] = now
         self._oldest = (self._oldest + 1) % self.calls
         return True
 
     def _seconds_until_free(self) -> float:
-        return max(self._grants[self._oldest] + self.period - self._clock(), 0.0)
+        return max(self._grants[self._oldest] + self._window - self._clock(), 0.0)
 
     def _leave_queue(self, turn: asyncio.Future[None]) -> None:
         """Remove a waiter (granted or cancelled) and wake the next one if this one led."""

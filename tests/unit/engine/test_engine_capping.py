@@ -5,7 +5,11 @@ import asyncio
 import pytest
 
 from airflow_provider_journey.endpoint import EndpointSettings
-from airflow_provider_journey.engine.capping import InMemorySlidingWindowLimiter, limiter_for
+from airflow_provider_journey.engine.capping import (
+    SERVER_ARRIVAL_MARGIN_SECONDS,
+    InMemorySlidingWindowLimiter,
+    limiter_for,
+)
 
 
 class VirtualTime:
@@ -96,6 +100,31 @@ def test_limiter_grants_as_soon_as_slot_frees() -> None:
     grants = asyncio.run(acquire_in_order(limiter, clock, 7))
 
     assert [at for _, at in grants] == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+
+
+def test_limiter_margin_widens_window() -> None:
+    clock = VirtualTime()
+    limiter = InMemorySlidingWindowLimiter(
+        3, 1.0, "throttle", clock.clock, sleep=clock.sleep, margin=0.25
+    )
+
+    grants = asyncio.run(acquire_in_order(limiter, clock, 7))
+
+    assert [at for _, at in grants] == [0.0, 0.0, 0.0, 1.25, 1.25, 1.25, 2.5]
+
+
+def test_limiter_rejects_negative_margin() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        InMemorySlidingWindowLimiter(1, 1.0, margin=-0.1)
+
+
+def test_limiter_for_adds_arrival_margin() -> None:
+    settings = EndpointSettings(conn_id="registry_margin", base_url="http://127.0.0.1:1")
+
+    limiter = limiter_for(settings)
+
+    assert isinstance(limiter, InMemorySlidingWindowLimiter)
+    assert limiter.margin == SERVER_ARRIVAL_MARGIN_SECONDS
 
 
 def test_limiter_only_first_waiter_sleeps() -> None:
