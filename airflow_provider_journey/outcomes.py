@@ -60,10 +60,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serializable")
 
 
+# One encoder for every line: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def encode_record(record: dict[str, Any]) -> bytes:
     """Encode one outcome record as a compact UTF-8 JSON line ending in a newline."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-    return text.encode("utf-8") + b"\n"
+    return (_ENCODER.encode(record) + "\n").encode("utf-8")
 
 
 class OutcomeWriter:
