@@ -401,7 +401,15 @@ class ParameterMapping:
             try:
                 value = compiled.evaluate(context)
             except jinja2.UndefinedError as error:
-                reason = _describe_failure(error)
+                # A mapped name that is undefined is a typo or a missing attribute: an error
+                # for this profile even when the parameter has a default, so a typo never
+                # sends the default silently. ``| default(none)`` opts into the default.
+                raise RenderError(
+                    f"{_describe_failure(error)}; fix the mapping or add the attribute to "
+                    "the audience, or write '| default(none)' to use the parameter's default "
+                    "when it is missing",
+                    field=field,
+                ) from None
             except Exception as error:  # any failure of the author's expression, per profile
                 raise RenderError(
                     f"{_describe_failure(error)}; check the mapping", field=field

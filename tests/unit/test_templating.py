@@ -434,10 +434,17 @@ def test_undefined_attribute_in_filter_is_render_error() -> None:
     assert caught.value.field == "parameters.value"
 
 
-def test_optional_parameter_undefined_is_null() -> None:
+def test_optional_parameter_undefined_is_error() -> None:
     action = echo_action(required=False)
 
-    value = evaluate_one(action, {"value": "{{ profile.nickname }}"})
+    with pytest.raises(RenderError, match="nickname"):
+        evaluate_one(action, {"value": "{{ profile.nickname }}"})
+
+
+def test_nullable_parameter_default_none_filter_is_null() -> None:
+    action = echo_action(required=False, nullable=True)
+
+    value = evaluate_one(action, {"value": "{{ profile.nickname | default(none) }}"})
 
     assert value is None
 
@@ -450,10 +457,18 @@ def test_optional_parameter_unmapped_is_null() -> None:
     assert value is None
 
 
-def test_optional_parameter_undefined_takes_default() -> None:
+def test_undefined_attribute_with_default_is_error() -> None:
+    """A typo in the mapping never sends the parameter's default silently."""
     action = echo_action(required=False, default="friend")
 
-    value = evaluate_one(action, {"value": "{{ profile.nickname }}"})
+    with pytest.raises(RenderError, match="default\\(none\\)"):
+        evaluate_one(action, {"value": "{{ profile.nicknme }}"})
+
+
+def test_default_none_filter_takes_default() -> None:
+    action = echo_action(required=False, default="friend")
+
+    value = evaluate_one(action, {"value": "{{ profile.nickname | default(none) }}"})
 
     assert value == "friend"
 
