@@ -243,6 +243,30 @@ def _tls_and_proxy_fields() -> dict[str, Any]:
     }
 
 
+# Substrings of field names whose values Airflow's secret masker hides, from
+# DEFAULT_SENSITIVE_FIELDS in Airflow 3.3.2 (airflow.sdk._shared.secrets_masker).
+_MASKED_NAME_PARTS = (
+    "access_key", "access_token", "api_key", "apikey", "auth_header", "authorization",
+    "bearer", "connection_string", "dsn", "passphrase", "passwd", "password",
+    "private_key", "proxy", "proxies", "secret", "service_account", "service_key",
+    "token", "keyfile_dict", "webhook_url",
+)  # fmt: skip
+
+
+def _without_masked_defaults(fields: dict[str, Any]) -> dict[str, Any]:
+    """Move the default of each field whose name Airflow masks into its description.
+
+    The api-server masks such a field's default as "***" in the connection form, which
+    would prefill an invalid value, so these fields get no default in the schema.
+    """
+    for name, field in fields.items():
+        schema = field["schema"]
+        if "default" in schema and any(part in name for part in _MASKED_NAME_PARTS):
+            default = schema.pop("default")
+            field["description"] = f"{field['description']} Default: {default}."
+    return fields
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider info: package, hooks, operators and the endpoint connection form."""
     return {
@@ -291,7 +315,7 @@ def get_provider_info() -> dict[str, Any]:
                         "password": "stored encrypted, masked in logs",
                     },
                 },
-                "conn-fields": _connection_form_fields(),
+                "conn-fields": _without_masked_defaults(_connection_form_fields()),
             }
         ],
     }

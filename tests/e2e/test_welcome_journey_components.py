@@ -91,6 +91,8 @@ def test_connection_form_lists_provider_fields(airflow: AirflowComponents):
     hooks = airflow.request("GET", "/ui/connections/hook_meta")
     ours = next(hook for hook in hooks if hook["connection_type"] == "custom_action")
     assert "calls_per_period" in json.dumps(ours["extra_fields"])
+    defaults = [field["value"] for field in ours["extra_fields"].values()]
+    assert "***" not in defaults
     assert ours["standard_fields"]["host"]["title"] == "Base URL"
     assert ours["standard_fields"]["port"]["hidden"] is True
 

@@ -104,3 +104,18 @@ def test_password_is_masked_when_read(monkeypatch):
 
 
 assert os.environ["AIRFLOW_HOME"]
+
+
+def test_form_defaults_survive_secret_masking():
+    """The api-server masks values of fields named like secrets; none may carry a default."""
+    from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+
+    from airflow_provider_journey.get_provider_info import get_provider_info
+
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    masked_with_default = [
+        name
+        for name, field in fields.items()
+        if "default" in field["schema"] and should_hide_value_for_key(name)
+    ]
+    assert masked_with_default == []
