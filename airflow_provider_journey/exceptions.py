@@ -26,24 +26,43 @@ class JourneyError(Exception):
 class ActionDefinitionError(JourneyError):
     """An action definition is invalid; ``problems`` lists every problem with its field path."""
 
-    def __init__(self, action: str, problems: Sequence[str]) -> None:
+    def __init__(self, action: str, problems: Sequence[str], *, in_mapping: bool = False) -> None:
         self.action = action
         self.problems = list(problems)
+        self.in_mapping = in_mapping
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(
-            f"Action {action!r} is invalid ({len(self.problems)} problem(s)); "
-            f"fix the definition and load it again:\n{lines}"
-        )
+        if in_mapping:
+            heading = (
+                f"The parameters mapping of the task that uses action {action!r} is invalid "
+                f"({len(self.problems)} problem(s)); fix the task's parameters argument"
+            )
+        else:
+            heading = (
+                f"Action {action!r} is invalid ({len(self.problems)} problem(s)); "
+                "fix the definition and load it again"
+            )
+        super().__init__(f"{heading}:\n{lines}")
 
 
 class EndpointConfigError(JourneyError):
     """An endpoint connection has a missing, unknown or invalid setting."""
 
-    def __init__(self, conn_id: str, problems: Sequence[str]) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        problems: Sequence[str],
+        *,
+        not_found: bool = False,
+        action: str | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.problems = list(problems)
+        self.not_found = not_found
+        self.action = action
+        state = "was not found" if not_found else "is invalid"
+        used_by = f", named in connection_id of action {action!r}," if action else ""
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"Endpoint connection {conn_id!r} is invalid:\n{lines}")
+        super().__init__(f"Endpoint connection {conn_id!r}{used_by} {state}:\n{lines}")
 
 
 class RenderError(JourneyError):

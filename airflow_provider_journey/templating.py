@@ -341,7 +341,7 @@ class ParameterMapping:
             self._steps.append((spec, compiled, self._default(spec, problems)))
 
         if problems:
-            raise ActionDefinitionError(action.name, problems)
+            raise ActionDefinitionError(action.name, problems, in_mapping=True)
 
     @staticmethod
     def _compile(name: str, value: Any, problems: list[str]) -> CompiledValue | None:

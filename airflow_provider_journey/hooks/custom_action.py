@@ -48,8 +48,9 @@ class CustomActionHook(BaseHook):
         except AirflowNotFoundException:
             raise EndpointConfigError(
                 conn_id,
-                [
-                    "connection not found; add it in the Airflow UI (type 'Custom action "
+                not_found=True,
+                problems=[
+                    "add it in the Airflow UI (type 'Custom action "
                     "endpoint'), with `airflow connections add`, or as "
                     f"AIRFLOW_CONN_{conn_id.upper()}"
                 ],

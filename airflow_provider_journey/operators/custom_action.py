@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_journey.actions import ActionDefinition
 from airflow_provider_journey.audiences import Audience
+from airflow_provider_journey.exceptions import EndpointConfigError
 from airflow_provider_journey.hooks.custom_action import CustomActionHook
 from airflow_provider_journey.loading import load_action
 from airflow_provider_journey.operators._inputs import (
@@ -102,7 +103,12 @@ class CustomActionOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         definition = load_action(self.action)
-        settings = CustomActionHook(definition.connection_id).settings
+        try:
+            settings = CustomActionHook(definition.connection_id).settings
+        except EndpointConfigError as error:
+            raise EndpointConfigError(
+                error.conn_id, error.problems, not_found=error.not_found, action=definition.name
+            ) from None
         audience: Audience = to_audience(self.audience, id_field=self.id_field)
         if self.shard is not None:
             audience = ShardedAudience(audience, self.shard, self.shard_count)

@@ -196,6 +196,8 @@ def test_missing_connection_says_how_to_add(errors_run: Any, dag_folder: Path) -
     assert task_states(errors_run)["missing_connection"] == "failed"
     assert "no_such_endpoint" in failure["message"]
     assert "AIRFLOW_CONN_NO_SUCH_ENDPOINT" in failure["message"]
+    assert "was not found" in failure["message"]
+    assert "connection_id of action" in failure["message"]
     assert "airflow connections add" in failure["message"]
 
 

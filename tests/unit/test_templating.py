@@ -357,6 +357,7 @@ def test_mapping_unknown_parameter_is_definition_error() -> None:
         ParameterMapping(action, {"value": "x", "valeu": "y"})
 
     assert caught.value.problems[0].startswith("mapping.valeu: 'send_push' has no parameter")
+    assert "parameters mapping of the task" in str(caught.value)
 
 
 def test_mapping_without_required_parameter_is_definition_error() -> None:
