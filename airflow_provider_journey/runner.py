@@ -26,6 +26,10 @@ from airflow_provider_journey.types import Outcome, OutcomeStatus, PreparedReque
 
 log = logging.getLogger(__name__)
 
+# Unsuccessful outcomes logged one by one per run; later ones only count in progress lines.
+MAX_LOGGED_ERRORS = 10
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Settings of one action run, with the defaults a DAG author gets.
@@ -131,6 +135,7 @@ class _ActionJob:
         self.run_context = run_context
         self.options = options
         self.done = 0
+        self.errors_logged = 0
         self.by_status: dict[str, int] = {}
         self.started = time.monotonic()
 
@@ -200,6 +205,29 @@ class _ActionJob:
         self.writer.write(outcome)
         self.summary.add(outcome)
         self._count(outcome.status.value)
+        if outcome.status is not OutcomeStatus.SUCCEEDED:
+            self._log_error(outcome)
+
+    def _log_error(self, outcome: Outcome) -> None:
+        """Log the first few unsuccessful outcomes; the rest are counted in progress lines."""
+        self.errors_logged += 1
+        if self.errors_logged > MAX_LOGGED_ERRORS:
+            return
+        log.warning(
+            "Action %s, profile %s (row %s): %s (%s): %s",
+            self.action.name,
+            outcome.profile_id,
+            outcome.row,
+            outcome.status.value,
+            outcome.status_code or "not sent",
+            outcome.error,
+        )
+        if self.errors_logged == MAX_LOGGED_ERRORS:
+            log.warning(
+                "Action %s: further unsuccessful profiles are counted, not logged; every "
+                "outcome is in the results.",
+                self.action.name,
+            )
 
     def _count(self, status: str) -> None:
         self.done += 1
@@ -216,7 +244,7 @@ class _ActionJob:
         retries = getattr(sender.counters, "retries", {}) or {}
         retry_text = ", ".join(f"{reason} {count}" for reason, count in sorted(retries.items()))
         log.info(
-            "Action %s %s: %d profiles done in %.1f s (%.0f/s): %s; retries: %s.",
+            "Action %s %s: profiles done %d in %.1f s (%.0f/s): %s; retries: %s.",
             self.action.name,
             "finished" if final else "progress",
             self.done,
@@ -271,6 +299,7 @@ def check_run_failure(action_name: str, summary: Mapping[str, Any], options: Run
         raise ActionRunFailedError(
             f"Action {action_name}: {invalid} of {processed} profiles are invalid "
             f"({invalid / processed:.1%}, above error_rate_threshold {threshold:.1%}); "
-            f"nothing was sent for them. Their errors are in {results}; check the "
-            "parameter mapping and the audience data."
+            f"nothing was sent for them. The first errors are in the log above and all "
+            f"are in the outcomes under {results}; check the parameters mapping and the "
+            "audience data."
         )

@@ -6,6 +6,7 @@ The runner is called without Airflow, against pytest-httpserver on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,13 @@ from airflow_provider_journey.exceptions import (
     AudienceError,
 )
 from airflow_provider_journey.outcomes import list_parts, read_outcome_records
-from airflow_provider_journey.runner import RunIdentity, RunOptions, check_run_failure, run_action
+from airflow_provider_journey.runner import (
+    MAX_LOGGED_ERRORS,
+    RunIdentity,
+    RunOptions,
+    check_run_failure,
+    run_action,
+)
 
 TOKEN_MAPPING = {"token": "{{ profile.token }}"}
 ONE_PROFILE = [{"profile_id": "p1", "token": "t"}]
@@ -309,3 +316,22 @@ def test_second_try_skips_invalid_and_failed(tmp_path: Path, unused_port: int) -
 
     assert summary["counts"]["skipped"] == 2
     check_run_failure("notify", summary, RunOptions())
+
+
+# --- logging --------------------------------------------------------------------------------
+
+
+def test_first_unsuccessful_profiles_logged_with_ids(
+    server: HTTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    profiles = [{"profile_id": f"p{number:02d}"} for number in range(15)]
+
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_journey.runner"):
+        run(notify_action(), endpoint(base_url(server)), profiles, tmp_path)
+
+    lines = [record.getMessage() for record in caplog.records]
+    per_profile = [line for line in lines if ", profile p" in line]
+    assert len(per_profile) == MAX_LOGGED_ERRORS
+    assert "profile p00 (row 1): invalid (not sent): " in per_profile[0]
+    assert "parameters.token" in per_profile[0]
+    assert any("further unsuccessful profiles are counted" in line for line in lines)
