@@ -31,6 +31,8 @@ sys.path.insert(0, str(BENCH_DIR))
 from servers import DelayServer, Nginx, nginx_binary  # noqa: E402
 from workloads import max_in_window, write_jsonl_audience  # noqa: E402
 
+from airflow_provider_journey.engine.capping import SERVER_ARRIVAL_MARGIN_SECONDS  # noqa: E402
+
 PYTHON = sys.executable
 
 
@@ -252,9 +254,11 @@ def capping(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "nginx logs each request when it has answered, with millisecond resolution, so a "
-        "server window can hold a few calls more than the client's grants did: the "
-        "network and the server shift each call by a different delay.",
+        "nginx logs each request when it has answered, with millisecond resolution. The "
+        "in-memory limiter counts its cap over the period plus "
+        f"{SERVER_ARRIVAL_MARGIN_SECONDS:g} s, because each call reaches the server a "
+        "different delay after its grant; the share of the cap used is at most "
+        f"{1 / (1 + SERVER_ARRIVAL_MARGIN_SECONDS):.1%} for a 1 s period.",
     ]
     return lines
 
