@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import sqlite3
 import subprocess
@@ -62,6 +63,7 @@ def main() -> int:
         env,
     )
 
+    _write_env_file(env)
     _step("Adding the connections and loading the example actions as Airflow Variables")
     _add_connections(port, env)
     _load_actions(env)
@@ -94,6 +96,15 @@ def _airflow_env() -> dict[str, str]:
         }
     )
     return env
+
+
+def _write_env_file(env: dict[str, str]) -> None:
+    """Write the demo's Airflow settings as shell exports, for the README's UI steps."""
+    names = [name for name in sorted(env) if name.startswith("AIRFLOW")]
+    names = [name for name in names if env[name] != os.environ.get(name)]
+    lines = [f"export {name}={shlex.quote(env[name])}" for name in names]
+    lines.append("export AIRFLOW__CORE__PARALLELISM=4")
+    (DEMO / "airflow.env").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _add_connections(port: int, env: dict[str, str]) -> None:
@@ -185,6 +196,13 @@ def _print_results(port: int) -> None:
         return
     run_id, state = row
     print(f"\nDAG run {run_id}: {state} (recorded in {AIRFLOW_HOME / 'airflow.db'})")
+    profiles = sqlite3.connect(PROFILES_DB)
+    opted_in = profiles.execute("SELECT count(*) FROM profiles WHERE marketing_opt_in = 1")
+    print(
+        f"The audience query read {opted_in.fetchone()[0]:,} of the {PROFILE_COUNT:,} "
+        "profiles: those who opted in to marketing."
+    )
+    profiles.close()
     for task_id, value in database.execute(
         "SELECT task_id, value FROM xcom WHERE dag_id = ? AND run_id = ? AND key = 'return_value' "
         "ORDER BY task_id",
