@@ -155,7 +155,7 @@ class Sender:
         except AuthenticationError as error:
             # No credential, so nothing was sent; the token cache logs the failure.
             outcome = self._outcomes.new(request, OutcomeStatus.FAILED, "internalError", 0)
-            outcome.error = redact(f"{error.detail}; the call was not sent", self._auth.secrets)
+            outcome.error = redact(f"{error}; the call was not sent", self._auth.secrets)
         except Exception as error:
             # One profile's surprise must not end the run for the whole audience.
             outcome = self._unexpected(request, error)

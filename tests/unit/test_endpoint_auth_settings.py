@@ -596,11 +596,6 @@ def test_bad_token_response_logged_with_connection(
     assert f"Endpoint connection {conn_id!r}: the token response is not JSON" in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the outcome error of a failed token request keeps the detail only "
-    "and drops the connection id that AuthenticationError carries",
-)
 def test_bad_token_response_outcome_names_connection(httpserver: HTTPServer) -> None:
     conn_id = new_conn_id()
 
