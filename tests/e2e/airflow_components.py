@@ -104,3 +104,40 @@ class AirflowComponents:
         self.token = self.request(
             "POST", "/auth/token", {"username": "admin", "password": password}
         )["access_token"]
+
+
+def local_executor_env(home: Path, port: int, dags_folder: Path) -> dict[str, str]:
+    """Return an environment for components on SQLite with the LocalExecutor.
+
+    Every AIRFLOW* variable of the test session is left out, so the components use only
+    what is set here and what the caller adds (connections, Variables).
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "journey-e2e-test-only",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        }
+    )
+    return env
+
+
+def start_local_components(components: AirflowComponents) -> None:
+    """Migrate the database, start api-server, scheduler and dag-processor, and log in."""
+    components.command("db", "migrate")
+    port = str(components.port)
+    components.start("api-server", "api-server", "--host", "127.0.0.1", "--port", port)
+    components.start("scheduler", "scheduler", "--skip-serve-logs")
+    components.start("dag-processor", "dag-processor")
+    components.wait_for(
+        "api-server health", lambda: components.request("GET", "/api/v2/monitor/health"), 120
+    )
+    components.log_in()

@@ -7,14 +7,18 @@ would, and the test checks what the receiver got.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_components import AirflowComponents, free_port
+from airflow_components import (
+    AirflowComponents,
+    free_port,
+    local_executor_env,
+    start_local_components,
+)
 
 from airflow_provider_journey.demo.profiles import write_sqlite
 from airflow_provider_journey.receiver import Receiver
@@ -46,19 +50,9 @@ def airflow(work_dir: Path, receiver: Receiver) -> Iterator[AirflowComponents]:
     profiles = tmp_path / "profiles.db"
     write_sqlite(profiles, PROFILE_COUNT)
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env = local_executor_env(home, port, ROOT / "dags")
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "2",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "journey-e2e-test-only",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__JOURNEY__RESULTS_BASE": str(tmp_path / "results"),
             "AIRFLOW_CONN_JOURNEY_PROFILES_DB": json.dumps(
                 {"conn_type": "sqlite", "host": str(profiles)}
@@ -73,15 +67,8 @@ def airflow(work_dir: Path, receiver: Receiver) -> Iterator[AirflowComponents]:
         env[f"AIRFLOW_VAR_JOURNEY_ACTION_{action_file.stem.upper()}"] = action_file.read_text()
 
     components = AirflowComponents(home, env, port)
-    components.command("db", "migrate")
     try:
-        components.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        components.start("scheduler", "scheduler", "--skip-serve-logs")
-        components.start("dag-processor", "dag-processor")
-        components.wait_for(
-            "api-server health", lambda: components.request("GET", "/api/v2/monitor/health"), 120
-        )
-        components.log_in()
+        start_local_components(components)
         yield components
     finally:
         components.stop()
