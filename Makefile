@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/python scripts/demo.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_journey tests dags scripts
+	$(VENV)/bin/ruff check airflow_provider_journey tests dags scripts bench
 	$(VENV)/bin/mypy
 
 test: lint
