@@ -40,14 +40,15 @@ class CustomActionOperator(BaseOperator):
         not by Airflow: the templates see ``profile``, ``profile_id``, ``actions`` (outcomes
         of earlier actions for this profile) and ``run`` (dag_id, run_id, task_id,
         map_index, logical_date, ds, journey).
-    :param id_field: attribute that holds the profile id, for audiences given as a list or path.
+    :param id_field: name of the profile id attribute, for audiences given as a list or path.
     :param results_base: where result files go (templated); a local path or an
         ObjectStoragePath URI. Default: the ``[journey] results_base`` setting, else
         ``$AIRFLOW_HOME/journey-results``.
     :param journey: name of the journey, available as ``run.journey``; default the DAG id.
     :param concurrency: maximum calls in flight in this task.
-    :param error_rate_threshold: share of processed profiles (0 to 1) that may end failed,
-        timed out, capped or invalid before the task fails.
+    :param error_rate_threshold: share (0 to 1) of attempted calls that may end failed,
+        timed out or capped, and separately of profiles that may be invalid, before the
+        task fails.
     :param progress_interval: seconds between progress log lines.
     :param keep_profile: store each profile's attributes in its outcome, so a later step
         can use the outcomes as its audience (the error path).

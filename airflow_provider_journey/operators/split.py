@@ -35,7 +35,7 @@ class AudienceSplitOperator(BaseOperator):
     :param other: branch of profiles that match no condition.
     :param percentages: branch name to share of profiles (adding up to 100).
     :param salt: changes the percentage assignment, for a new experiment.
-    :param id_field: attribute that holds the profile id.
+    :param id_field: name of the profile id attribute.
     :param results_base: where branch files go (templated); see CustomActionOperator.
     """
 
