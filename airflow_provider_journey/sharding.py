@@ -86,4 +86,30 @@ def merge_shard_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict
     Takes the mapped task's output (a lazy sequence in Airflow), so it works as the body
     of a ``@task``. ``None`` entries (a shard that returned nothing) are ignored.
     """
-    return merge_summaries([summary for summary in summaries if summary is not None])
+    present = [summary for summary in summaries if summary is not None]
+    _check_every_shard_ran(present)
+    return merge_summaries(present)
+
+
+def _check_every_shard_ran(summaries: list[Mapping[str, Any]]) -> None:
+    """Raise ValueError when a shard of 0 .. shard_count - 1 has no summary.
+
+    Profiles of a shard that never ran are not sent and not recorded, so merging the
+    other shards alone would report a smaller audience as a complete run.
+    """
+    counts = {summary["shard_count"] for summary in summaries if "shard_count" in summary}
+    if not counts:
+        return
+    if len(counts) > 1:
+        raise ValueError(
+            f"the shards disagree on shard_count ({sorted(counts)}); give every shard task "
+            "the same shard_count"
+        )
+    shard_count = counts.pop()
+    missing = sorted(set(range(shard_count)) - {summary.get("shard") for summary in summaries})
+    if missing:
+        raise ValueError(
+            f"no summary for shard(s) {missing} of shard_count {shard_count}: their "
+            f"profiles were not sent. Map over shard_numbers({shard_count}) so every "
+            "shard runs, or make shard_count match the number of shards you map over"
+        )

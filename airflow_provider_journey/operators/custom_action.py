@@ -134,6 +134,9 @@ class CustomActionOperator(BaseOperator):
             results_dir=results_dir,
             options=self.options,
         )
+        if self.shard is not None:
+            summary["shard"] = self.shard
+            summary["shard_count"] = self.shard_count
         self.log.info(
             "Action %s summary: %s; status codes %s; latency %s ms; %s calls/s; outcomes in %s",
             definition.name,
