@@ -267,6 +267,22 @@ def _profile_problem(profile: Profile) -> str | None:
     return None
 
 
+def _no_success_hint(status_codes: Mapping[str, int]) -> str:
+    """Return what to check when no call succeeded, from how the calls ended."""
+    answered = {code for code in status_codes if code.startswith("http_")}
+    if answered <= {"http_401", "http_403"} and answered:
+        return "The endpoint rejected the credentials: check the connection's authentication."
+    if answered:
+        return (
+            "The endpoint answered every call with an error: check the action's path and "
+            "payload against the endpoint's API, and the errors in the outcomes."
+        )
+    return (
+        "No call reached the endpoint: check that it is up and reachable from this "
+        "worker, and the connection's base URL."
+    )
+
+
 def check_run_failure(action_name: str, summary: Mapping[str, Any], options: RunOptions) -> None:
     """Raise ActionRunFailedError when the run crossed the threshold or could send nothing.
 
@@ -283,10 +299,11 @@ def check_run_failure(action_name: str, summary: Mapping[str, Any], options: Run
     threshold = options.error_rate_threshold
 
     if attempted > 0 and counts.get(OutcomeStatus.SUCCEEDED.value, 0) == 0:
+        codes: Mapping[str, int] = summary.get("status_codes") or {}
         raise ActionRunFailedError(
-            f"Action {action_name}: nothing could be sent: all {attempted} attempted calls "
-            f"failed (by status code: {summary.get('status_codes')}). Check that the endpoint "
-            f"is up and the connection's authentication; outcomes are in {results}."
+            f"Action {action_name}: no call succeeded: all {attempted} attempted calls "
+            f"failed (by status code: {dict(codes)}). {_no_success_hint(codes)} "
+            f"Outcomes are in {results}."
         )
     if summary["error_rate"] > threshold:
         raise ActionRunFailedError(

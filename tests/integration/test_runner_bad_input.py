@@ -250,7 +250,8 @@ def test_connection_refused_fails_run(tmp_path: Path, unused_port: int) -> None:
     assert "connection refused" in outcomes[0]["error"]
     with pytest.raises(ActionRunFailedError) as raised:
         check_run_failure("notify", summary, RunOptions())
-    assert "nothing could be sent" in str(raised.value)
+    assert "no call succeeded" in str(raised.value)
+    assert "No call reached the endpoint" in str(raised.value)
     assert "notify" in str(raised.value)
     assert str(tmp_path) in str(raised.value)
 
@@ -335,3 +336,22 @@ def test_first_unsuccessful_profiles_logged_with_ids(
     assert "profile p00 (row 1): invalid (not sent): " in per_profile[0]
     assert "parameters.token" in per_profile[0]
     assert any("further unsuccessful profiles are counted" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("status_codes", "hint"),
+    [
+        ({"http_409": 3}, "answered every call with an error"),
+        ({"http_401": 2, "http_403": 1}, "rejected the credentials"),
+        ({"timedout": 1, "internalError": 2}, "No call reached the endpoint"),
+    ],
+)
+def test_no_success_hint_follows_status_codes(status_codes: dict[str, int], hint: str) -> None:
+    summary = {
+        "counts": {"failed": sum(status_codes.values()), "succeeded": 0},
+        "status_codes": status_codes,
+        "error_rate": 1.0,
+        "results_uri": "/results/notify",
+    }
+    with pytest.raises(ActionRunFailedError, match=hint):
+        check_run_failure("notify", summary, RunOptions())
