@@ -1,8 +1,8 @@
 """Split one audience into shards that run as mapped task instances, and merge their summaries.
 
-A profile's shard is a hash of its profile id modulo the shard count, so every shard
-task reads the whole audience and keeps only its own profiles, and the same profile
-lands in the same shard on every run and every retry. Mapping over a few shard numbers,
+A profile's shard is a hash of its profile id modulo the shard count. Every shard task
+reads the whole audience and keeps only its own profiles, and the same profile lands in
+the same shard on every run and every retry. Mapping over a few shard numbers,
 rather than over profiles, keeps the number of task instances far below Airflow's
 ``[core] max_map_length`` (1,024 by default)::
 

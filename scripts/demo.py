@@ -1,9 +1,10 @@
 """Run the welcome journey once, end to end, on the embedded defaults.
 
-Sets up a local Airflow home (SQLite) in .demo/, generates 10,000 demo profiles,
-loads the example actions as Variables, starts the local receiver on 127.0.0.1,
-runs ``welcome_journey`` as a real DAG run recorded in the metadata database,
-prints each action's summary and where the outcomes are, and stops the receiver.
+The script sets up a local Airflow home (SQLite) in .demo/ and generates 10,000 demo
+profiles. It loads the example actions as Variables and starts the local receiver on
+127.0.0.1. Then it runs ``welcome_journey`` as a real DAG run recorded in the metadata
+database, prints each action's summary and where the outcomes are, and stops the
+receiver.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ DAG_ID = "welcome_journey"
 LOGICAL_DATE = "2026-12-01"
 DEFAULT_RECEIVER_PORT = 8765
 
-# The receiver answers like a real push service on a bad day: some tokens are gone
+# The receiver behaves like a real push service on a bad day: some tokens are gone
 # (410, not retried, so those profiles take the fallback email), some calls are
 # throttled (429 with Retry-After) or hit a busy server (503, retried).
 RECEIVER_RULES = [
