@@ -17,7 +17,7 @@ VARIABLE_PREFIX = "journey_action_"
 
 
 def variable_key(action_name: str) -> str:
-    """Return the Airflow Variable key that holds an action: ``journey_action_<name>``."""
+    """Return the Airflow Variable key of an action: ``journey_action_<name>``."""
     return f"{VARIABLE_PREFIX}{action_name}"
 
 

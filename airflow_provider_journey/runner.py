@@ -284,12 +284,12 @@ def _no_success_hint(status_codes: Mapping[str, int]) -> str:
 
 
 def check_run_failure(action_name: str, summary: Mapping[str, Any], options: RunOptions) -> None:
-    """Raise ActionRunFailedError when the run crossed the threshold or could send nothing.
+    """Raise ActionRunFailedError when the run crossed the threshold or no call succeeded.
 
-    The run fails when calls were attempted and not one succeeded (the endpoint is down
-    or its authentication is broken), when the summary's ``error_rate`` (failed,
-    timed out or capped calls per attempted call) is above the threshold, or when the
-    share of invalid profiles is above the same threshold (a mapping or data problem).
+    The run fails in three cases. Calls were attempted and not one succeeded. The
+    summary's ``error_rate`` (failed, timed out or capped calls per attempted call) is
+    above the threshold. Or the share of invalid profiles is above the same threshold,
+    which points at a mapping or data problem.
     """
     counts: Mapping[str, int] = summary["counts"]
     invalid = counts.get(OutcomeStatus.INVALID.value, 0)

@@ -80,9 +80,9 @@ class CustomActionHook(BaseHook):
         return settings
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the settings and that the base URL answers; used by the UI's Test button.
+        """Check the settings and that the base URL responds; used by the UI's Test button.
 
-        Any HTTP answer, even 404, shows that the endpoint is reachable; only a
+        Any HTTP response, even 404, shows that the endpoint is reachable; only a
         transport failure or invalid settings fail the test.
         """
         try:

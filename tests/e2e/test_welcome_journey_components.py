@@ -118,7 +118,7 @@ def test_journey_triggered_through_rest_api(
     answered = {r["body"]["token"] for r in pushes if 200 <= r["status"] < 300}
     assert answered == tokens
 
-    # The receiver answers the first attempt of every key with 503: each push is retried
+    # The receiver responds to the first attempt of every key with 503: each push is retried
     # once under the same Idempotency-Key.
     attempts_per_key = Counter(r["headers"]["Idempotency-Key"] for r in pushes)
     assert set(attempts_per_key.values()) == {2}
