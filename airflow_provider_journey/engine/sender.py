@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,7 +23,12 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from airflow_provider_journey.endpoint import EndpointSettings
-from airflow_provider_journey.engine.attempt import AttemptEnd, AttemptResult, run_attempt
+from airflow_provider_journey.engine.attempt import (
+    AttemptEnd,
+    AttemptResult,
+    run_attempt,
+    run_http1_attempt,
+)
 from airflow_provider_journey.engine.auth import (
     AuthenticationError,
     Authenticator,
@@ -30,6 +36,7 @@ from airflow_provider_journey.engine.auth import (
     redact,
 )
 from airflow_provider_journey.engine.capping import Limiter, limiter_for
+from airflow_provider_journey.engine.http1 import Http1Pool
 from airflow_provider_journey.engine.outcome_builder import OutcomeBuilder
 from airflow_provider_journey.engine.policy import CallPolicy, backoff_delay, parse_retry_after
 from airflow_provider_journey.engine.tls import proxy_auth, ssl_context_for, warn_if_unverified
@@ -38,6 +45,9 @@ from airflow_provider_journey.types import Outcome, OutcomeStatus, PreparedReque
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
+
+# Parsed request URLs kept per path; most actions call one or a few paths.
+_URL_CACHE_SIZE = 256
 
 
 @dataclass(slots=True)
@@ -77,10 +87,12 @@ class SendCounters:
 class Sender:
     """Sends prepared requests of one action to one endpoint and returns their outcomes.
 
-    Use it as an async context manager: it owns one ``aiohttp.ClientSession`` whose
-    connection pool keeps at most ``settings.max_connections`` connections. Each
-    attempt takes a slot from ``limiter`` (by default the process-wide limiter of the
-    endpoint connection).
+    Use it as an async context manager. Without a proxy, requests go through the lean
+    HTTP/1.1 client of ``engine.http1``, which costs far less CPU per call than
+    aiohttp. Requests through a proxy, and the hops after a redirect, go through one
+    ``aiohttp.ClientSession``. Each of the two keeps at most ``settings.max_connections``
+    connections. Each attempt takes a slot from ``limiter`` (by default the
+    process-wide limiter of the endpoint connection).
 
     NOTE: the per-attempt timeout also counts the time a request waits for a free
     connection in the pool, so ``concurrency`` above ``max_connections`` makes slow
@@ -111,6 +123,8 @@ class Sender:
         self._timeout = aiohttp.ClientTimeout(total=policy.timeout)
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
+        self._urls: dict[str, URL] = {}
         self._connection_error_logged = False
         self._unexpected_errors = 0
 
@@ -123,17 +137,36 @@ class Sender:
 
     async def __aenter__(self) -> Sender:
         warn_if_unverified(self.settings)
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.max_connections,
-            ssl=ssl_context_for(self.settings),
-        )
+        ssl_context = ssl_context_for(self.settings)
+        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, ssl=ssl_context)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
             proxy=self.settings.proxy_url,
             proxy_auth=proxy_auth(self.settings),
         )
+        self._pool = self._http1_pool(ssl_context)
         return self
+
+    def _http1_pool(self, ssl_context: ssl.SSLContext) -> Http1Pool | None:
+        """Return the lean client's pool for the endpoint, or None when aiohttp must send."""
+        base = URL(self.settings.base_url)
+        if self.settings.proxy_url or base.scheme not in ("http", "https") or base.user:
+            return None
+        if base.host is None or base.port is None:
+            return None
+        host_header = base.raw_host if base.is_default_port() else f"{base.raw_host}:{base.port}"
+        if base.raw_host and ":" in base.raw_host:
+            # An IPv6 address goes in brackets in the Host header.
+            bracketed = f"[{base.raw_host}]"
+            host_header = bracketed if base.is_default_port() else f"{bracketed}:{base.port}"
+        return Http1Pool(
+            base.host,
+            base.port,
+            ssl_context=ssl_context if base.scheme == "https" else None,
+            limit=self.settings.max_connections,
+            host_header=host_header or "",
+        )
 
     async def __aexit__(
         self,
@@ -141,6 +174,9 @@ class Sender:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -215,17 +251,8 @@ class Sender:
 
             attempts += 1
             self.counters.attempts += 1
-            result = await run_attempt(
-                session,
-                method,
-                url,
-                headers=headers,
-                query=query,
-                body=request.body,
-                allow_redirects=allow_redirects,
-                timeout=self._timeout,
-                max_response_bytes=self.policy.max_response_bytes,
-                where=self._where,
+            result = await self._attempt(
+                session, method, url, headers, query, request.body, allow_redirects
             )
 
             if result.status == 401 and not refreshed and await self._auth.on_unauthorized():
@@ -241,6 +268,59 @@ class Sender:
             retries += 1
             self.counters.retries[reason] += 1
             await asyncio.sleep(self._retry_wait(result, retries))
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        headers: CIMultiDict[str],
+        query: list[tuple[str, str]],
+        body: bytes | None,
+        allow_redirects: bool,
+    ) -> AttemptResult:
+        if self._pool is None:
+            return await run_attempt(
+                session,
+                method,
+                url,
+                headers=headers,
+                query=query,
+                body=body,
+                allow_redirects=allow_redirects,
+                timeout=self._timeout,
+                max_response_bytes=self.policy.max_response_bytes,
+                where=self._where,
+            )
+
+        try:
+            parsed = self._parsed_url(url)
+            if query:
+                parsed = parsed.extend_query(query)
+        except (ValueError, TypeError) as error:
+            message = f"request could not be sent: {type(error).__name__}: {error}"
+            return AttemptResult(AttemptEnd.CLIENT_ERROR, message=message)
+        return await run_http1_attempt(
+            self._pool,
+            session,
+            method,
+            parsed,
+            headers=headers,
+            body=body,
+            allow_redirects=allow_redirects,
+            timeout=self.policy.timeout,
+            max_response_bytes=self.policy.max_response_bytes,
+            where=self._where,
+        )
+
+    def _parsed_url(self, url: str) -> URL:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = URL(url)
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[url] = parsed
+        return parsed
 
     def _url(self, path: str) -> str:
         if path.startswith("/"):
