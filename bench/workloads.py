@@ -4,6 +4,7 @@ Every workload runs in a process of its own, started by ``bench/run.py``, so its
 time and peak memory belong to the client alone and no server shares its GIL.
 
     python bench/workloads.py bare --url URL --calls N --concurrency C
+    python bench/workloads.py bare-http1 --url URL --calls N --concurrency C
     python bench/workloads.py engine --url URL --calls N --concurrency C [--profile out.html]
     python bench/workloads.py engine-file --url URL --audience FILE --concurrency C
     python bench/workloads.py capped --url URL --calls N --concurrency C --cap 2000
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,8 +37,10 @@ from airflow_provider_journey.audiences import FileAudience, ListAudience  # noq
 from airflow_provider_journey.audiences.base import Audience  # noqa: E402
 from airflow_provider_journey.endpoint import EndpointSettings  # noqa: E402
 from airflow_provider_journey.engine import capping  # noqa: E402
+from airflow_provider_journey.engine.http1 import Http1Pool, header_block  # noqa: E402
 from airflow_provider_journey.runner import RunIdentity, RunOptions, run_action  # noqa: E402
 
+HOST = "127.0.0.1"
 ACTION_FILE = ROOT / "dags" / "actions" / "push_welcome.json"
 PARAMETERS = {
     "token": "{{ profile.push_token }}",
@@ -90,6 +94,39 @@ async def bare_loop(url: str, calls: int, concurrency: int) -> None:
                     await reply.read()
 
         await asyncio.gather(*(work() for _ in range(concurrency)))
+
+
+async def bare_http1_loop(url: str, calls: int, concurrency: int) -> None:
+    """Send the bare loop's POSTs through the engine's lean HTTP/1.1 client alone.
+
+    It shows what the engine's own transport costs, without templating, capping,
+    retries or outcomes.
+    """
+    base = URL(url)
+    host_header = f"{base.host}:{base.port}"
+    pool = Http1Pool(
+        base.host or HOST,
+        base.port or 80,
+        ssl_context=None,
+        limit=concurrency,
+        host_header=host_header,
+    )
+    head = header_block(
+        "POST", "/push", host_header, [("Content-Type", "application/json")], BARE_BODY
+    )
+    data = head + BARE_BODY
+    remaining = iter(range(calls))
+
+    async def work() -> None:
+        for _ in remaining:
+            response = await pool.request(data, timeout=30.0, max_body=1 << 20)
+            if response.status != 200:
+                raise RuntimeError(f"bare-http1: HTTP {response.status} from {url}")
+
+    try:
+        await asyncio.gather(*(work() for _ in range(concurrency)))
+    finally:
+        await pool.close()
 
 
 def endpoint_settings(url: str, concurrency: int, cap: int | None) -> EndpointSettings:
@@ -151,7 +188,9 @@ def max_in_window(timestamps: list[float], window: float) -> int:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("workload", choices=("bare", "engine", "engine-file", "capped"))
+    parser.add_argument(
+        "workload", choices=("bare", "bare-http1", "engine", "engine-file", "capped")
+    )
     parser.add_argument("--url", required=True, help="base URL of the server on 127.0.0.1")
     parser.add_argument("--calls", type=int, default=10_000, help="number of calls to send")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight at once")
@@ -193,6 +232,9 @@ def main(argv: list[str]) -> int:
     started, cpu_started = time.perf_counter(), cpu_seconds()
     if args.workload == "bare":
         asyncio.run(bare_loop(args.url, args.calls, args.concurrency))
+        result["calls"] = args.calls
+    elif args.workload == "bare-http1":
+        asyncio.run(bare_http1_loop(args.url, args.calls, args.concurrency))
         result["calls"] = args.calls
     else:
         summary = run_engine(args.url, audience, args.concurrency, args.cap)

@@ -36,7 +36,7 @@ from airflow_provider_journey.engine.auth import (
     redact,
 )
 from airflow_provider_journey.engine.capping import Limiter, limiter_for
-from airflow_provider_journey.engine.http1 import Http1Pool
+from airflow_provider_journey.engine.http1 import USER_AGENT, Http1Pool
 from airflow_provider_journey.engine.outcome_builder import OutcomeBuilder
 from airflow_provider_journey.engine.policy import CallPolicy, backoff_delay, parse_retry_after
 from airflow_provider_journey.engine.tls import proxy_auth, ssl_context_for, warn_if_unverified
@@ -144,6 +144,7 @@ class Sender:
             timeout=self._timeout,
             proxy=self.settings.proxy_url,
             proxy_auth=proxy_auth(self.settings),
+            headers={"User-Agent": USER_AGENT},
         )
         self._pool = self._http1_pool(ssl_context)
         return self

@@ -447,3 +447,19 @@ def test_sender_cross_origin_redirect_drops_authorization() -> None:
     assert outcome.status is OutcomeStatus.SUCCEEDED
     assert final_recorder.count == 1
     assert outcome.response == {"authorization": None}
+
+
+def test_sender_proxied_call_sends_provider_user_agent() -> None:
+    async def proxy(request: web.Request) -> web.Response:
+        return web.json_response({"agent": request.headers.get("User-Agent")})
+
+    async def run() -> Any:
+        async with serve(proxy) as (proxy_url, _):
+            settings = settings_for("http://127.0.0.1:9/base", proxy_url=proxy_url)
+            policy = CallPolicy(keep_response_fields=("agent",))
+            async with Sender(settings, "notify", policy) as sender:
+                return await sender.send(prepared())
+
+    outcome = asyncio.run(run())
+
+    assert outcome.response == {"agent": USER_AGENT}
