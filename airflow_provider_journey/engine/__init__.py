@@ -1,4 +1,4 @@
-"""The sending engine: plain asyncio and aiohttp, with no Airflow import.
+"""The sending engine: asyncio with its own HTTP/1.1 client and aiohttp, and no Airflow import.
 
 It sends prepared requests to an endpoint with capping, retries and timeouts, and
 turns each into exactly one outcome.
