@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow_provider_journey.engine.attempt import AttemptEnd, AttemptResult
@@ -89,7 +90,7 @@ class OutcomeBuilder:
         if not paths:
             return None, None
 
-        is_json, document = parse_json(body)
+        is_json, document = _parse_json_body(body)
         if not is_json:
             names = ", ".join(path.text for path in paths)
             return None, f"response is not JSON; fields not kept: {names}"
@@ -152,6 +153,21 @@ class OutcomeBuilder:
             attempts=attempts,
             idempotency_key=request.idempotency_key,
         )
+
+
+def _parse_json_body(body: bytes) -> tuple[bool, Any]:
+    """Return what ``parse_json`` returns, without its encoding detection for the usual body.
+
+    ``json.loads`` of bytes detects UTF-8, UTF-16 or UTF-32 from the first bytes. It
+    detects UTF-8 for a body that starts with "{" or "[" and then a byte that is not
+    zero, so such a body is decoded here as ``json.loads`` would decode it.
+    """
+    if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
+        try:
+            return True, json.loads(body.decode("utf-8", "surrogatepass"))
+        except ValueError:
+            return False, None
+    return parse_json(body)
 
 
 def _attempts(count: int) -> str:
