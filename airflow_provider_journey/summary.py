@@ -56,13 +56,22 @@ class LatencyHistogram:
 
     def add(self, latency_ms: float) -> None:
         """Count one latency in milliseconds."""
-        latency_ms = max(latency_ms, 0.0)
-        index = self._bucket_index(latency_ms)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
+        if latency_ms < 0.0:
+            latency_ms = 0.0
+        if latency_ms < self.MIN_MS:
+            index = 0
+        else:
+            index = math.floor(math.log2(latency_ms / self.MIN_MS) * self.PER_DOUBLING) + 1
+            if index >= self.BUCKETS:
+                index = self.BUCKETS - 1
+        buckets = self.buckets
+        buckets[index] = buckets.get(index, 0) + 1
         self.count += 1
         self.sum_ms += latency_ms
-        self.min_ms = latency_ms if self.min_ms is None else min(self.min_ms, latency_ms)
-        self.max_ms = latency_ms if self.max_ms is None else max(self.max_ms, latency_ms)
+        if self.min_ms is None or latency_ms < self.min_ms:
+            self.min_ms = latency_ms
+        if self.max_ms is None or latency_ms > self.max_ms:
+            self.max_ms = latency_ms
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add the counts of ``other`` to this histogram."""
@@ -126,12 +135,6 @@ class LatencyHistogram:
         histogram.min_ms = data["min_ms"]
         histogram.max_ms = data["max_ms"]
         return histogram
-
-    def _bucket_index(self, latency_ms: float) -> int:
-        if latency_ms < self.MIN_MS:
-            return 0
-        index = math.floor(math.log2(latency_ms / self.MIN_MS) * self.PER_DOUBLING) + 1
-        return min(index, self.BUCKETS - 1)
 
     def _bucket_midpoint(self, index: int) -> float:
         if index == 0:
