@@ -868,9 +868,11 @@ class _PayloadText:
     __slots__ = ("_leaves", "_texts")
 
     def __init__(self, texts: list[str], leaves: list[tuple[CompiledValue, str]]) -> None:
-        # texts[i] comes before leaves[i] and texts[-1] after the last leaf.
+        # texts[i] comes before leaves[i] and texts[-1] after the last leaf. A leaf that
+        # is one bare name, such as {{ token }}, also carries the name, so render() can
+        # read it from the values without a call.
         self._texts = texts
-        self._leaves = leaves
+        self._leaves = [(compiled, compiled.name, where) for compiled, where in leaves]
 
     @classmethod
     def compile(cls, payload: Any, where: str) -> _PayloadText | None:
@@ -922,7 +924,12 @@ class _PayloadText:
         Raises RenderError naming the leaf when a template fails, and TypeError or
         ValueError when a value cannot be encoded, as ``encode_json`` does.
         """
-        leaf_values = [_evaluate(compiled, values, where) for compiled, where in self._leaves]
+        leaf_values: list[Any] = []
+        for compiled, name, where in self._leaves:
+            value = _MISSING if name is None else values.get(name, _MISSING)
+            if value is _MISSING:
+                value = _evaluate(compiled, values, where)
+            leaf_values.append(value)
         texts = self._texts
         pieces = [texts[0]]
         for value, text in zip(leaf_values, texts[1:], strict=True):
