@@ -136,6 +136,7 @@ class _ActionJob:
         self.options = options
         self.done = 0
         self.errors_logged = 0
+        self.clock = UtcClock()
         self.by_status: dict[str, int] = {}
         self.started = time.monotonic()
 
@@ -199,7 +200,7 @@ class _ActionJob:
     def _record(self, outcome: Outcome, profile: Profile) -> None:
         """Write one final outcome as soon as it is known, and count it."""
         outcome.row = profile.row
-        outcome.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        outcome.finished_at = self.clock.now_iso()
         if self.options.keep_profile:
             outcome.profile = profile.attributes
         self.writer.write(outcome)
@@ -253,6 +254,38 @@ class _ActionJob:
             counts or "none yet",
             retry_text or "none",
         )
+
+
+class UtcClock:
+    """Clock of outcome times: ISO 8601 text as ``datetime.now(timezone.utc).isoformat()``.
+
+    The date and the time down to the second are formatted once per second, and only
+    the microseconds per call, because an outcome is stamped for every profile.
+    """
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._prefix = ""
+
+    def now_iso(self) -> str:
+        """Return the current time, such as ``2026-12-04T21:35:41.123456+00:00``."""
+        return self.format(time.time_ns())
+
+    def format(self, nanoseconds: int) -> str:
+        """Format a time in nanoseconds since the epoch, to the microsecond, rounding down.
+
+        CPython's ``datetime.now`` also rounds the system clock down to the
+        microsecond. As in ``isoformat``, a time on a whole second has no fraction.
+        """
+        second, rest = divmod(nanoseconds, 1_000_000_000)
+        if second != self._second:
+            whole = dt.datetime.fromtimestamp(second, dt.timezone.utc).isoformat()
+            self._prefix = whole.removesuffix("+00:00")
+            self._second = second
+        microsecond = rest // 1000
+        if microsecond:
+            return f"{self._prefix}.{microsecond:06d}+00:00"
+        return f"{self._prefix}+00:00"
 
 
 def _profile_problem(profile: Profile) -> str | None:
