@@ -89,3 +89,12 @@ with DAG("bench_custom_action_operator", schedule=None, start_date=START, catchu
         audience=[profile_record(index) for index in range(PROFILES)],
         parameters=PARAMETERS,
     )
+
+
+with DAG("bench_empty_task", schedule=None, start_date=START, catchup=False):
+
+    @task
+    def do_nothing() -> None:
+        """Return at once: the run measures what dag.test() costs for one task."""
+
+    do_nothing()
