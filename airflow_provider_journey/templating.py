@@ -375,7 +375,8 @@ class ParameterMapping:
                 f"its parameters are {', '.join(action.parameters) or '(none)'}"
             )
 
-        self._steps: list[tuple[ParameterSpec, CompiledValue | None, Any]] = []
+        # Each step: the parameter, its compiled mapping, its default and its field name.
+        self._steps: list[tuple[ParameterSpec, CompiledValue | None, Any, str]] = []
         for name, spec in action.parameters.items():
             compiled = None
             if name in mapping:
@@ -385,7 +386,8 @@ class ParameterMapping:
                     f"mapping.{name}: the required parameter {name!r} has no default; map it, "
                     f"for example {{{name!r}: '{{{{ profile.{name} }}}}'}}"
                 )
-            self._steps.append((spec, compiled, self._default(spec, problems)))
+            default = self._default(spec, problems)
+            self._steps.append((spec, compiled, default, f"parameters.{spec.name}"))
 
         if problems:
             raise ActionDefinitionError(action.name, problems, in_mapping=True)
@@ -430,8 +432,8 @@ class ParameterMapping:
             "run": run,
         }
         values: dict[str, Any] = {}
-        for spec, compiled, default in self._steps:
-            values[spec.name] = self._evaluate_one(spec, compiled, default, context)
+        for spec, compiled, default, field in self._steps:
+            values[spec.name] = self._evaluate_one(spec, compiled, default, field, context)
         return values
 
     @staticmethod
@@ -439,9 +441,9 @@ class ParameterMapping:
         spec: ParameterSpec,
         compiled: CompiledValue | None,
         default: Any,
+        field: str,
         context: Mapping[str, Any],
     ) -> Any:
-        field = f"parameters.{spec.name}"
         value = _MISSING
         reason = "it is not mapped"
         if compiled is not None:
