@@ -12,9 +12,11 @@ Each stage runs the code the runner runs for every profile of the engine benchma
 - ``record``: ``_ActionJob._record``, which stamps the outcome, writes its line to a
   part file in a temporary directory and counts it in the summary.
 
-Every stage runs over all profiles once per repeat, and the script prints the median
-and the minimum over the repeats, in microseconds of wall time per profile, then one
-JSON object with the same figures on the last line.
+Every stage runs over all profiles once per repeat. The script prints the median and
+the minimum over the repeats in microseconds of CPU time of this process per profile,
+then one JSON object with the same figures on the last line. It reports CPU time, not
+wall time, because on a shared machine the wall time also counts the time other
+processes hold the CPU.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from airflow_provider_journey.summary import SummaryBuilder  # noqa: E402
 from airflow_provider_journey.templating import ActionRenderer, ParameterMapping  # noqa: E402
 from airflow_provider_journey.types import Outcome, PreparedRequest, Profile  # noqa: E402
 
-# What the benchmark nginx answers to every request (bench/nginx.conf.template).
+# The body the benchmark nginx returns for every request (bench/nginx.conf.template).
 NGINX_BODY = b'{"message_id":"bench-1","status":"queued"}'
 RUN_CONTEXT = {"dag_id": "bench", "run_id": "run-1", "task_id": "push", "journey": "bench"}
 
@@ -88,10 +90,10 @@ def make_outcome_builder() -> OutcomeBuilder:
 
 
 def time_per_item(work: Callable[[], Any], count: int) -> float:
-    """Return the wall time of one call of ``work`` in microseconds per item."""
-    started = time.perf_counter()
+    """Return the CPU time of one call of ``work`` in microseconds per item."""
+    started = time.process_time()
     work()
-    return (time.perf_counter() - started) / count * 1e6
+    return (time.process_time() - started) / count * 1e6
 
 
 def run_once(profiles: list[Profile], scratch: Path) -> dict[str, float]:
