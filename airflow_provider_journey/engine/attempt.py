@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -127,19 +127,22 @@ async def run_http1_attempt(
     timeout: float,
     max_response_bytes: int,
     where: str,
-) -> AttemptResult:
+    gate: Callable[[], Awaitable[bool]],
+) -> AttemptResult | None:
     """Send one request through the lean HTTP/1.1 pool; never raise for a network problem.
 
-    ``url`` already carries the query. A redirect, when allowed, is followed by aiohttp
-    from its Location on, with the same rules as ``run_attempt``.
+    ``url`` already carries the query. ``gate`` takes the capping slot once a connection
+    is ready; when it rejects the call, nothing is sent and this returns None. A
+    redirect, when allowed, is followed by aiohttp from its Location on, with the same
+    rules as ``run_attempt`` and a timeout of its own.
     """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     try:
         data = header_block(method, url.raw_path_qs, pool.host_header, headers.items(), body)
         response = await pool.request(
-            data + body if body else data, timeout=timeout, max_body=max_response_bytes
+            data + body if body else data, timeout=timeout, max_body=max_response_bytes, gate=gate
         )
+        if response is None:
+            return None
     except asyncio.TimeoutError:
         return AttemptResult(AttemptEnd.TIMEOUT, retryable=True)
     except TlsError as error:
@@ -160,7 +163,6 @@ async def run_http1_attempt(
 
     location = response.headers.get("location")
     if allow_redirects and response.status in _REDIRECT_STATUSES and location is not None:
-        remaining = max(timeout - (loop.time() - started), 0.001)
         return await _follow_redirect(
             session,
             method,
@@ -169,7 +171,7 @@ async def run_http1_attempt(
             location,
             headers=headers,
             body=body,
-            timeout=remaining,
+            timeout=timeout,
             max_response_bytes=max_response_bytes,
             where=where,
         )

@@ -25,7 +25,7 @@ import collections
 import re
 import ssl
 import zlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import httptools
@@ -307,16 +307,34 @@ class Http1Pool:
         """Value of the Host header for requests to this origin."""
         return self._host_header
 
-    async def request(self, data: bytes, *, timeout: float, max_body: int) -> Http1Response:
+    async def request(
+        self,
+        data: bytes,
+        *,
+        timeout: float,
+        max_body: int,
+        gate: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Http1Response | None:
         """Send one encoded request (``header_block`` plus body) and return its response.
 
-        Raise asyncio.TimeoutError when the whole exchange takes longer than ``timeout``
-        seconds, and an ``Http1Error`` when the connection or the response fails.
+        ``gate``, when given, runs once a connection is ready and right before the
+        request is written. When it returns False, nothing is sent and this returns None.
+        The capping slot is taken there, so the time between the grant and the request
+        reaching the server leaves out the wait for a connection and the connect time.
+
+        Raise asyncio.TimeoutError when getting a connection, or the exchange after the
+        gate, takes longer than ``timeout`` seconds. Raise an ``Http1Error`` when the
+        connection or the response fails.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        connection = await self._acquire(loop, deadline)
-        timer = loop.call_at(deadline, connection.time_out)
+        connection = await self._acquire(loop, loop.time() + timeout)
+        if gate is not None:
+            passed = await self._pass_gate(loop, connection, gate, timeout)
+            if passed is None:
+                return None
+            connection = passed
+
+        timer = loop.call_at(loop.time() + timeout, connection.time_out)
         try:
             response = await connection.start(data, max_body)
         except BaseException:
@@ -326,6 +344,28 @@ class Http1Pool:
             timer.cancel()
             self._release(connection)
         return response
+
+    async def _pass_gate(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        connection: _Connection,
+        gate: Callable[[], Awaitable[bool]],
+        timeout: float,
+    ) -> _Connection | None:
+        """Await the gate while holding ``connection``; return the connection to write on."""
+        try:
+            granted = await gate()
+        except BaseException:
+            self._release(connection)
+            raise
+        if not granted:
+            self._release(connection)
+            return None
+        if connection.closed:
+            # The server closed the idle connection during a long wait for the gate.
+            self._release(connection)
+            connection = await self._acquire(loop, loop.time() + timeout)
+        return connection
 
     async def close(self) -> None:
         """Close every connection and fail the requests that wait for one."""

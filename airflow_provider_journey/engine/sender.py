@@ -247,14 +247,13 @@ class Sender:
         refreshed = False
         result: AttemptResult | None = None
         while True:
-            if not await self._limiter.acquire():
-                return self._outcomes.capped(request, attempts, result)
-
-            attempts += 1
-            self.counters.attempts += 1
-            result = await self._attempt(
+            sent = await self._attempt(
                 session, method, url, headers, query, request.body, allow_redirects
             )
+            if sent is None:
+                return self._outcomes.capped(request, attempts, result)
+            result = sent
+            attempts += 1
 
             if result.status == 401 and not refreshed and await self._auth.on_unauthorized():
                 refreshed = True
@@ -279,8 +278,12 @@ class Sender:
         query: list[tuple[str, str]],
         body: bytes | None,
         allow_redirects: bool,
-    ) -> AttemptResult:
+    ) -> AttemptResult | None:
+        """Take a capping slot and send one attempt; return None when capping rejects it."""
         if self._pool is None:
+            if not await self._limiter.acquire():
+                return None
+            self.counters.attempts += 1
             return await run_attempt(
                 session,
                 method,
@@ -312,7 +315,15 @@ class Sender:
             timeout=self.policy.timeout,
             max_response_bytes=self.policy.max_response_bytes,
             where=self._where,
+            gate=self._take_slot,
         )
+
+    async def _take_slot(self) -> bool:
+        """Take a capping slot right before a request is written, and count the attempt."""
+        if not await self._limiter.acquire():
+            return False
+        self.counters.attempts += 1
+        return True
 
     def _parsed_url(self, url: str) -> URL:
         parsed = self._urls.get(url)

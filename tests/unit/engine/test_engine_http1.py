@@ -405,6 +405,83 @@ def test_http1_wait_for_connection_counts_toward_timeout() -> None:
     assert isinstance(second, asyncio.TimeoutError)
 
 
+# The gate before writing
+
+
+def test_http1_gate_false_sends_nothing() -> None:
+    async def closed_gate() -> bool:
+        return False
+
+    async def run() -> tuple[Any, RawServer]:
+        async with raw_server(fixed(ok(b"{}"))) as seen:
+            pool = pool_for(seen)
+            result = await pool.request(
+                request_bytes(seen), timeout=5, max_body=100, gate=closed_gate
+            )
+            await asyncio.sleep(0.05)
+            await pool.close()
+            return result, seen
+
+    result, seen = asyncio.run(run())
+
+    assert result is None
+    assert seen.heads == []
+
+
+def test_http1_gate_runs_once_connected() -> None:
+    open_at_gate: list[int] = []
+
+    async def run() -> Any:
+        async with raw_server(fixed(ok(b"{}"))) as seen:
+            pool = pool_for(seen)
+
+            async def gate() -> bool:
+                open_at_gate.append(len(pool._open))
+                return True
+
+            result = await pool.request(request_bytes(seen), timeout=5, max_body=100, gate=gate)
+            await pool.close()
+            return result
+
+    result = asyncio.run(run())
+
+    assert result.status == 200
+    assert open_at_gate == [1]
+
+
+def test_http1_gate_wait_survives_server_close() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(_content_length(head))
+        writer.write(ok(b"{}"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+
+    async def slow_gate() -> bool:
+        await asyncio.sleep(0.3)
+        return True
+
+    async def run() -> tuple[Any, Any]:
+        server = await asyncio.start_server(handle, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = Http1Pool(HOST, port, ssl_context=None, limit=1, host_header=f"{HOST}:{port}")
+        data = header_block("POST", "/", f"{HOST}:{port}", [], b"{}") + b"{}"
+        try:
+            first = await pool.request(data, timeout=5, max_body=100)
+            second = await pool.request(data, timeout=5, max_body=100, gate=slow_gate)
+        finally:
+            await pool.close()
+            server.close()
+            await server.wait_closed()
+        return first, second
+
+    first, second = asyncio.run(run())
+
+    assert first.status == 200
+    assert second.status == 200
+
+
 # Through the Sender
 
 
