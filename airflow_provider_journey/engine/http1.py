@@ -43,6 +43,9 @@ METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADER_VALUE_FORBIDDEN_RE = re.compile(r"[\r\n\x00]")
+# Header names already checked, with their lower-case form; actions use a handful.
+_VALID_NAMES: dict[str, str] = {}
+_VALID_NAMES_SIZE = 1024
 _KEPT_RESPONSE_HEADERS = frozenset(
     {b"content-length", b"transfer-encoding", b"content-encoding", b"retry-after", b"location"}
 )
@@ -98,11 +101,11 @@ def header_block(
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     names_sent: set[str] = set()
     for name, value in headers:
-        if not _HEADER_NAME_RE.match(name):
-            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-        if _HEADER_VALUE_FORBIDDEN_RE.search(value):
+        lowered = _checked_name(name)
+        # isprintable() is False for CR, LF and NUL, so most values need no regex.
+        if not value.isprintable() and _HEADER_VALUE_FORBIDDEN_RE.search(value):
             raise ValueError(f"header {name!r} has a line break or NUL character in its value")
-        names_sent.add(name.lower())
+        names_sent.add(lowered)
         lines.append(f"{name}: {value}")
 
     for name, value in DEFAULT_HEADERS:
@@ -115,6 +118,18 @@ def header_block(
 
     lines.append("\r\n")
     return "\r\n".join(lines).encode("utf-8")
+
+
+def _checked_name(name: str) -> str:
+    """Return the header name in lower case; raise ValueError when it is not an HTTP token."""
+    lowered = _VALID_NAMES.get(name)
+    if lowered is None:
+        if not _HEADER_NAME_RE.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if len(_VALID_NAMES) >= _VALID_NAMES_SIZE:
+            _VALID_NAMES.clear()
+        lowered = _VALID_NAMES[name] = name.lower()
+    return lowered
 
 
 class _Connection(asyncio.Protocol):
@@ -327,7 +342,9 @@ class Http1Pool:
         connection or the response fails.
         """
         loop = asyncio.get_running_loop()
-        connection = await self._acquire(loop, loop.time() + timeout)
+        connection = self._idle_connection()
+        if connection is None:
+            connection = await self._acquire(loop, loop.time() + timeout)
         if gate is not None:
             passed = await self._pass_gate(loop, connection, gate, timeout)
             if passed is None:
@@ -381,14 +398,21 @@ class Http1Pool:
                     DisconnectedError(f"connection pool for {self._where} was closed")
                 )
 
-    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
-        if self._closed:
-            raise DisconnectedError(f"connection pool for {self._where} is closed")
+    def _idle_connection(self) -> _Connection | None:
+        """Return the most recently used open idle connection, or None."""
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed:
                 return connection
             self._open.discard(connection)
+        return None
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
+        if self._closed:
+            raise DisconnectedError(f"connection pool for {self._where} is closed")
+        idle = self._idle_connection()
+        if idle is not None:
+            return idle
 
         if len(self._open) + self._opening >= self.limit:
             waiter: asyncio.Future[_Connection | None] = loop.create_future()
