@@ -65,7 +65,7 @@ def spread(values: list[float], digits: int = 0) -> str:
 
 
 def throughput(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
-    """Section 1 and 6: bare aiohttp loop against the engine at several concurrencies."""
+    """Sections 1 and 6: the bare aiohttp loop, the lean client alone and the engine."""
     lines = [
         "### 1. Throughput against the ceiling (nginx) and 6. CPU per 10,000 calls",
         "",
@@ -75,28 +75,51 @@ def throughput(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
         "| bare CPU s per 10k | engine CPU s per 10k |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    lean_lines = [
+        "",
+        "The engine's own HTTP/1.1 client alone (`workloads.py bare-http1`), the same calls, "
+        "run between the two above:",
+        "",
+        "| concurrency | lean client alone calls/s | ratio engine/lean client "
+        "| lean client CPU s per 10k |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
     results = out.setdefault("throughput", {})
     with Nginx() as server:
         for concurrency in args.concurrency:
-            bare: list[dict[str, Any]] = []
-            engine: list[dict[str, Any]] = []
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-http1": [], "engine": []}
             for _ in range(args.repeats):
-                # Alternate the two clients so that a noisy minute hits both.
-                bare.append(workload("bare", server.url, calls=args.calls, concurrency=concurrency))
-                engine.append(
-                    workload("engine", server.url, calls=args.calls, concurrency=concurrency)
-                )
-            results[str(concurrency)] = {"bare": bare, "engine": engine}
-            bare_rate = [run["calls"] / run["wall_s"] for run in bare]
-            engine_rate = [run["calls"] / run["wall_s"] for run in engine]
+                # Alternate the clients so that a noisy minute hits each of them.
+                for name, found in runs.items():
+                    found.append(
+                        workload(name, server.url, calls=args.calls, concurrency=concurrency)
+                    )
+            results[str(concurrency)] = runs
+            bare_rate = rates(runs["bare"])
+            lean_rate = rates(runs["bare-http1"])
+            engine_rate = rates(runs["engine"])
             ratios = [e / b for e, b in zip(engine_rate, bare_rate, strict=True)]
-            bare_cpu = [run["cpu_s"] * 10_000 / run["calls"] for run in bare]
-            engine_cpu = [run["cpu_s"] * 10_000 / run["calls"] for run in engine]
+            lean_ratios = [e / b for e, b in zip(engine_rate, lean_rate, strict=True)]
             lines.append(
                 f"| {concurrency} | {spread(bare_rate)} | {spread(engine_rate)} "
-                f"| {spread(ratios, 2)} | {spread(bare_cpu, 2)} | {spread(engine_cpu, 2)} |"
+                f"| {spread(ratios, 2)} | {spread(cpu_per_10k(runs['bare']), 2)} "
+                f"| {spread(cpu_per_10k(runs['engine']), 2)} |"
             )
-    return lines
+            lean_lines.append(
+                f"| {concurrency} | {spread(lean_rate)} | {spread(lean_ratios, 2)} "
+                f"| {spread(cpu_per_10k(runs['bare-http1']), 2)} |"
+            )
+    return lines + lean_lines
+
+
+def rates(runs: list[dict[str, Any]]) -> list[float]:
+    """Return the calls per second of each run."""
+    return [run["calls"] / run["wall_s"] for run in runs]
+
+
+def cpu_per_10k(runs: list[dict[str, Any]]) -> list[float]:
+    """Return the client's CPU seconds per 10,000 calls of each run."""
+    return [run["cpu_s"] * 10_000 / run["calls"] for run in runs]
 
 
 def airflow_env(home: Path, nginx_url: str, port: int, profiles: int) -> dict[str, str]:
