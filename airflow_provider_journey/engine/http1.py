@@ -16,6 +16,9 @@ what the engine needs:
 
 Redirects and proxies stay with aiohttp (see ``Sender``). Failures raise the exceptions
 below, which carry the host and port but never a header or body.
+
+NOTE: there is no cookie jar. A cookie that the endpoint sets (a load balancer's
+stickiness cookie, say) is not sent back, where aiohttp's session kept and sent it.
 """
 
 from __future__ import annotations
