@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="journey-airflow-home-"))
 
 from airflow_provider_journey.outcomes import OutcomeWriter, encode_record
 from airflow_provider_journey.types import Outcome, OutcomeStatus

@@ -6,16 +6,12 @@ import datetime as dt
 import decimal
 import json
 import logging
-import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="journey-airflow-home-"))
 
 from airflow_provider_journey.outcomes import (
     OutcomeWriter,
