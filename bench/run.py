@@ -69,7 +69,7 @@ def throughput(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
     lines = [
         "### 1. Throughput against the ceiling (nginx) and 6. CPU per 10,000 calls",
         "",
-        f"{args.calls:,} calls per run, {args.repeats} runs each; median (min-max).",
+        f"{args.calls:,} calls per run, {runs_each(args.repeats)}; median (min-max).",
         "",
         "| concurrency | bare aiohttp calls/s | engine calls/s | ratio engine/bare "
         "| bare CPU s per 10k | engine CPU s per 10k |",
@@ -110,6 +110,11 @@ def throughput(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
                 f"| {spread(cpu_per_10k(runs['bare-http1']), 2)} |"
             )
     return lines + lean_lines
+
+
+def runs_each(repeats: int) -> str:
+    """Return "1 run each" or "N runs each"."""
+    return "1 run each" if repeats == 1 else f"{repeats} runs each"
 
 
 def rates(runs: list[dict[str, Any]]) -> list[float]:
@@ -422,6 +427,7 @@ def machine() -> list[str]:
         f"{name} {metadata.version(name)}"
         for name in (
             "aiohttp",
+            "httptools",
             "jinja2",
             "apache-airflow",
             "apache-airflow-providers-http",
