@@ -137,8 +137,11 @@ class Sender:
 
     async def __aenter__(self) -> Sender:
         warn_if_unverified(self.settings)
-        ssl_context = ssl_context_for(self.settings)
-        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, ssl=ssl_context)
+        ssl_context = self._ssl_context()
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.max_connections,
+            ssl=ssl_context if ssl_context is not None else True,
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
@@ -149,7 +152,22 @@ class Sender:
         self._pool = self._http1_pool(ssl_context)
         return self
 
-    def _http1_pool(self, ssl_context: ssl.SSLContext) -> Http1Pool | None:
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """Build the connection's TLS context; None for plain HTTP with default TLS settings.
+
+        Loading the system's CA certificates takes about 20 ms. A plain-HTTP endpoint needs
+        a context only for a redirect to HTTPS, and aiohttp's own verified default context
+        (``ssl=True``) then does the same as the default settings.
+        """
+        settings = self.settings
+        default_tls = settings.verify_ssl and not (
+            settings.ca_bundle or settings.client_cert or settings.client_key
+        )
+        if default_tls and URL(settings.base_url).scheme == "http":
+            return None
+        return ssl_context_for(settings)
+
+    def _http1_pool(self, ssl_context: ssl.SSLContext | None) -> Http1Pool | None:
         """Return the lean client's pool for the endpoint, or None when aiohttp must send."""
         base = URL(self.settings.base_url)
         if self.settings.proxy_url or base.scheme not in ("http", "https") or base.user:

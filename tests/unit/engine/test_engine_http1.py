@@ -540,3 +540,15 @@ def test_sender_proxied_call_sends_provider_user_agent() -> None:
     outcome = asyncio.run(run())
 
     assert outcome.response == {"agent": USER_AGENT}
+
+
+def test_sender_plain_http_builds_no_tls_context() -> None:
+    plain = Sender(settings_for("http://127.0.0.1:9"), "notify", CallPolicy())
+    unverified = Sender(
+        settings_for("http://127.0.0.1:9", verify_ssl=False), "notify", CallPolicy()
+    )
+    secure = Sender(settings_for("https://127.0.0.1:9"), "notify", CallPolicy())
+
+    assert plain._ssl_context() is None
+    assert unverified._ssl_context() is not None
+    assert secure._ssl_context() is not None
