@@ -129,12 +129,13 @@ async def run_http1_attempt(
     where: str,
     gate: Callable[[], Awaitable[bool]],
 ) -> AttemptResult | None:
-    """Send one request through the lean HTTP/1.1 pool; never raise for a network problem.
+    """Send one request through the lean HTTP/1.1 pool; never raise for a failed exchange.
 
     ``url`` already carries the query. ``gate`` takes the capping slot once a connection
-    is ready; when it rejects the call, nothing is sent and this returns None. A
-    redirect, when allowed, is followed by aiohttp from its Location on, with the same
-    rules as ``run_attempt`` and a timeout of its own.
+    is ready. When it rejects the call, nothing is sent and this returns None, and an
+    error of the capping store passes through. A redirect, when allowed, is followed by
+    aiohttp from its Location on, with the same rules as ``run_attempt`` and a timeout of
+    its own.
     """
     try:
         data = header_block(method, url.raw_path_qs, pool.host_header, headers.items(), body)
@@ -199,9 +200,9 @@ async def _follow_redirect(
 ) -> AttemptResult:
     """Send the request that a redirect points to, and follow further ones, through aiohttp.
 
-    It changes the method and drops the body and credentials as aiohttp does between
-    its own redirects: 303, and 301 or 302 after a POST, become a GET without a body,
-    and a new origin gets no Authorization, Cookie or Proxy-Authorization header.
+    It changes the method and drops the body and credentials as aiohttp does between its
+    own redirects. A 303, and a 301 or 302 after a POST, becomes a GET without a body. A
+    new origin gets no Authorization, Cookie or Proxy-Authorization header.
     """
     try:
         target = URL(location)

@@ -44,7 +44,7 @@ DEFAULT_HEADERS = (
 )
 # The default header lines by lower-case name, in the order they are sent.
 _DEFAULTS_TO_SEND = {name.lower(): f"{name}: {value}\r\n" for name, value in DEFAULT_HEADERS}
-# Longest time between two checks of the request deadlines of a pool.
+# Maximum interval, in seconds, between two sweeps of a pool's request deadlines.
 MAX_SWEEP_SECONDS = 0.5
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -102,7 +102,7 @@ def header_block(
 ) -> bytes:
     """Encode the request line and headers, ending with the empty line before the body.
 
-    Raise ValueError naming the header when a name is not an HTTP token or a value holds a
+    Raise ValueError naming the header when a name is not an HTTP token or a value contains a
     line break or NUL, because such a header could smuggle a second request.
     """
     parts = [method, " ", target, " HTTP/1.1\r\nHost: ", host, "\r\n"]
@@ -167,7 +167,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None or self._waiter.done():
-            # Bytes nobody asked for: the connection can no longer be trusted.
+            # Bytes arrived with no request in flight, so the connection can no longer be trusted.
             self.close()
             return
         try:
@@ -208,7 +208,7 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limit:
-            # Too large to keep: answer now and drop the connection instead of reading on.
+            # The body is over the limit, so return now and drop the connection, unread.
             self._oversized()
 
     def on_body(self, body: bytes) -> None:
