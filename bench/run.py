@@ -264,11 +264,12 @@ def steady_rate(response_times: list[float], trim: float = 0.1) -> float:
     """Return calls per second in the steady part of a run, from the server's response times.
 
     The rate is the slope of a least-squares line through (response time, response number)
-    over the responses left after dropping the first and the last ``trim`` share, so the
-    start (process, connections, a limiter's first full window) and the tail (the last
-    calls in flight) do not count. On simulated runs of 4,000 to 7,000 calls in bursts
-    of 500 per 1.1 s, the slope stayed within 1 % of the true rate wherever the bursts
-    fell; the count between the first and the last kept response moved by up to 10 %.
+    over the responses left after dropping the first and the last ``trim`` share. So the
+    start (process, connections, a limiter's first full window) does not count, and
+    neither does the tail of the last calls in flight. On simulated runs of 4,000 to
+    7,000 calls in bursts of 500 per 1.1 s, the slope stayed within 1 % of the true rate
+    wherever the bursts fell, while the count between the first and the last kept
+    response moved by up to 10 %.
     """
     ordered = sorted(response_times)
     drop = int(len(ordered) * trim)
@@ -349,7 +350,7 @@ def latency_bound(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
 
 
 def latency_notes(args: argparse.Namespace) -> list[str]:
-    """Return the text under the latency table that says what each column measures."""
+    """Return the text under the latency table that explains what each column measures."""
     steady = (
         "Steady calls/s is measured at the server: the slope of a least-squares line "
         "through the time and the number of each response, over the responses left after "

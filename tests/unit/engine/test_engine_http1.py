@@ -46,7 +46,7 @@ Reply = Callable[[bytes, RawServer], Awaitable[bytes | None]]
 async def raw_server(reply: Reply) -> AsyncIterator[RawServer]:
     """Serve on 127.0.0.1: for each request head, write what ``reply`` returns.
 
-    ``reply`` returning None closes the connection without an answer.
+    ``reply`` returning None closes the connection without a response.
     """
     seen = RawServer()
 
